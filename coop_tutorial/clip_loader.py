@@ -1,0 +1,245 @@
+"""One entry point for every CLIP the tutorial uses: ``load_clip``.
+
+Like open_clip's ``create_model_and_transforms`` it hides where weights come from. The embedded model
+(``"tiny"``) is just another registered name whose weights ship inside the package; any open_clip model
+name works with a pretrained tag (downloaded from the hub, real world only) or a local checkpoint file.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import open_clip
+import torch
+from safetensors.torch import load_file
+from torchvision import transforms as T
+
+ASSETS_DIR = Path(__file__).parent / "assets"
+EMBEDDED_MODELS = {"tiny": ASSETS_DIR / "tiny_clip.safetensors"}
+EMBEDDED_CONFIGS = {"tiny": ASSETS_DIR / "tiny_clip.json"}
+
+# CoOp papers and the OpenAI repo name backbones "ViT-B/16"; open_clip writes "ViT-B-16".
+_ALIASES = {"ViT-B/32": "ViT-B-32", "ViT-B/16": "ViT-B-16", "ViT-L/14": "ViT-L-14"}
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class ClipBundle:
+    """A frozen CLIP and everything needed to feed it.
+
+    ``trained_token_ids`` lists the vocabulary rows the model saw in pretraining (known for the embedded
+    model, ``None`` for real CLIPs whose whole vocabulary was trained); interpretation tools use it so that
+    nearest-word answers are not untrained noise.
+    """
+
+    model: open_clip.CLIP
+    preprocess: Callable  # eval transform: PIL image -> (3, H, W) float tensor
+    train_preprocess: Callable  # augmenting transform of the CoOp recipe (random resized crop + flip)
+    tokenizer: Callable  # list[str] -> LongTensor (n, context_length)
+    name: str
+    pretrained: Optional[str]
+    device: torch.device
+    trained_token_ids: Optional[torch.Tensor] = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def context_length(self) -> int:
+        return int(self.model.positional_embedding.shape[0])
+
+    @property
+    def embed_dim(self) -> int:
+        proj = self.model.text_projection
+        return int(proj.shape[1] if isinstance(proj, torch.Tensor) else proj.out_features)
+
+    @property
+    def width(self) -> int:
+        """Width of the text transformer: the size of one token (and one context) vector."""
+        return int(self.model.token_embedding.weight.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        size = self.model.visual.image_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.token_embedding.weight.dtype
+
+
+def build_transforms(
+    image_size: int,
+    mean: Sequence[float] = OPENAI_MEAN,
+    std: Sequence[float] = OPENAI_STD,
+    crop_scale: tuple[float, float] = (0.08, 1.0),
+) -> tuple[Callable, Callable]:
+    """(eval, train) transforms of the CoOp recipe.
+
+    Eval: resize the short side to ``image_size`` (bicubic), centre crop. Train: RandomResizedCrop with
+    ``crop_scale`` (0.08-1 in the paper), random horizontal flip. Both normalise with ``mean``/``std``.
+    """
+    bicubic = T.InterpolationMode.BICUBIC
+    to_rgb = T.Lambda(_to_rgb)
+    normalize = T.Normalize(mean, std)
+    eval_tf = T.Compose([to_rgb, T.Resize(image_size, interpolation=bicubic), T.CenterCrop(image_size),
+                         T.ToTensor(), normalize])
+    train_tf = T.Compose([to_rgb, T.RandomResizedCrop(image_size, scale=crop_scale, interpolation=bicubic),
+                          T.RandomHorizontalFlip(), T.ToTensor(), normalize])
+    return eval_tf, train_tf
+
+
+def _to_rgb(image):
+    return image.convert("RGB") if hasattr(image, "convert") and image.mode != "RGB" else image
+
+
+def list_models() -> dict[str, list[str]]:
+    """Names ``load_clip`` accepts: the embedded models and every open_clip architecture."""
+    return {"embedded": sorted(EMBEDDED_MODELS), "open_clip": sorted(open_clip.list_models())}
+
+
+def load_clip(name: str, pretrained: Optional[Union[str, Path]] = None,
+              device: Union[str, torch.device] = "cpu") -> ClipBundle:
+    """Load a CLIP, frozen and in eval mode.
+
+    Args:
+        name: ``"tiny"`` (the embedded model, no network needed) or an open_clip architecture such as
+            ``"RN50"``, ``"ViT-B-16"`` (``"ViT-B/16"`` is accepted too).
+        pretrained: an open_clip tag (``"openai"``, ``"laion2b_s34b_b88k"``...; downloads, real world only),
+            a local checkpoint path, or ``"random"`` for random weights (benchmarks, tests). ``None`` means
+            the shipped weights for ``"tiny"`` and ``"openai"`` (or the first known tag) for real models.
+        device: where the model lives.
+    """
+    device = torch.device(device)
+    name = _ALIASES.get(name, name)
+    if name in EMBEDDED_MODELS:
+        return _load_embedded(name, pretrained, device)
+    known = open_clip.list_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, list(EMBEDDED_MODELS) + known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"Unknown model {name!r}.{hint} Use 'tiny' for the embedded model (offline) or any "
+                         f"name from coop_tutorial.list_models()['open_clip'].")
+    return _load_open_clip(name, pretrained, device)
+
+
+def _load_open_clip(name: str, pretrained, device: torch.device) -> ClipBundle:
+    tags = [t.lower() for t in open_clip.list_pretrained_tags_by_model(name)]
+    if pretrained is None:
+        pretrained = "openai" if "openai" in tags else (tags[0] if tags else "random")
+    pretrained = str(pretrained)
+    is_file = Path(pretrained).expanduser().exists()
+    if pretrained == "random":
+        model = open_clip.create_model(name, pretrained=None, device=device)
+    elif is_file:
+        model = open_clip.create_model(name, pretrained=str(Path(pretrained).expanduser()), device=device)
+    else:
+        if pretrained.lower() not in tags:
+            raise ValueError(
+                f"{pretrained!r} is neither a file nor a pretrained tag of {name!r}. Known tags: {tags or 'none'}; "
+                f"or pass pretrained='random' for random weights, or the path of a checkpoint you downloaded.")
+        try:
+            model = open_clip.create_model(name, pretrained=pretrained, device=device)
+        except Exception as exc:  # hub, urllib and filesystem errors all mean: the weights are not here
+            raise RuntimeError(
+                f"Could not download the {name!r} weights tagged {pretrained!r} ({type(exc).__name__}: {exc}). "
+                f"Without network access, download them on a connected machine and pass "
+                f"load_clip({name!r}, pretrained='/path/to/checkpoint.bin'), or use load_clip('tiny'), "
+                f"the embedded model that needs no network.") from exc
+    image_size = _image_size(model)
+    eval_tf, train_tf = build_transforms(image_size)
+    tokenizer = open_clip.get_tokenizer(name)
+    return _finish(model, eval_tf, train_tf, tokenizer, name, pretrained, device, None, {})
+
+
+def _image_size(model) -> int:
+    size = model.visual.image_size
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+def embedded_model_config(name: str = "tiny") -> dict:
+    """The open_clip-style JSON config of an embedded model (architecture, transforms)."""
+    return json.loads(EMBEDDED_CONFIGS[name].read_text())
+
+
+def build_embedded_model(config: dict) -> open_clip.CLIP:
+    """A randomly initialised CLIP of an embedded architecture (what pretraining starts from)."""
+    return open_clip.CLIP(embed_dim=config["embed_dim"],
+                          vision_cfg=open_clip.CLIPVisionCfg(**config["vision_cfg"]),
+                          text_cfg=open_clip.CLIPTextCfg(**config["text_cfg"]))
+
+
+def _load_embedded(name: str, pretrained, device: torch.device) -> ClipBundle:
+    path = Path(pretrained).expanduser() if pretrained not in (None, "random") else EMBEDDED_MODELS[name]
+    if pretrained != "random" and not path.exists():
+        raise FileNotFoundError(
+            f"No checkpoint at {path}. The embedded model ships inside the package; reinstall coop-tutorial, or "
+            f"recreate the weights with `python -m coop_tutorial.pretrain` and pass pretrained=<its output>.")
+    if pretrained == "random":
+        config, state, meta = embedded_model_config(name), None, {}
+    else:
+        config, state, meta = read_embedded_checkpoint(path)
+    model = build_embedded_model(config)
+    trained_ids = None
+    if state is not None:
+        trained_ids = state.pop("trained_token_ids").long()
+        compact = state.pop("token_embedding.compact")
+        full = _expand_token_table(compact, trained_ids, model.token_embedding.weight.shape[0])
+        state["token_embedding.weight"] = full
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    model = model.to(device)
+    pre = config.get("preprocess", {})
+    eval_tf, train_tf = build_transforms(_image_size(model), pre.get("mean", OPENAI_MEAN),
+                                         pre.get("std", OPENAI_STD), tuple(pre.get("crop_scale", (0.08, 1.0))))
+    tokenizer = open_clip.SimpleTokenizer(context_length=config["text_cfg"]["context_length"])
+    return _finish(model, eval_tf, train_tf, tokenizer, name, None if pretrained is None else str(pretrained),
+                   device, trained_ids, meta)
+
+
+def _expand_token_table(compact: torch.Tensor, trained_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Rebuild the full (vocab_size, width) token table from the rows seen in pretraining.
+
+    Rows never seen in pretraining would be random noise; they are set to the mean trained row instead, so
+    a word the corpus never used reads as a neutral, uninformative token rather than a random direction.
+    """
+    compact = compact.float()
+    full = compact.mean(0, keepdim=True).repeat(vocab_size, 1)
+    full[trained_ids] = compact
+    return full
+
+
+def read_embedded_checkpoint(path: Union[str, Path]) -> tuple[dict, dict, dict]:
+    """(config, state dict, metadata) of an embedded-model safetensors file."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+    if "config" not in header:
+        raise ValueError(f"{path} is not an embedded coop-tutorial checkpoint (no 'config' in its metadata).")
+    state = load_file(str(path))
+    meta = json.loads(header.get("metadata", "{}"))
+    return json.loads(header["config"]), state, meta
+
+
+def _finish(model, eval_tf, train_tf, tokenizer, name, pretrained, device, trained_ids, meta) -> ClipBundle:
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return ClipBundle(model=model, preprocess=eval_tf, train_preprocess=train_tf, tokenizer=tokenizer, name=name,
+                      pretrained=pretrained, device=device, trained_token_ids=trained_ids, metadata=meta)
+
+
+def warn_if_untrained(bundle: ClipBundle, text: str) -> None:
+    """Warn when words of ``text`` were never seen by an embedded model (their vectors carry no meaning)."""
+    if bundle.trained_token_ids is None:
+        return
+    ids = bundle.tokenizer([text])[0]
+    known = set(bundle.trained_token_ids.tolist())
+    unknown = [int(i) for i in ids if int(i) != 0 and int(i) not in known]
+    if unknown:
+        warnings.warn(f"{len(unknown)} token(s) of {text!r} never appeared in {bundle.name!r}'s pretraining "
+                      f"corpus; they read as a neutral token.", stacklevel=2)
