@@ -1,0 +1,219 @@
+"""Pretrain the embedded tiny CLIP from scratch on the synthetic caption stream.
+
+    python -m coop_tutorial.pretrain --steps 2000 --out coop_tutorial/assets/tiny_clip.safetensors
+
+The shipped weights are produced by exactly this command (see the checkpoint's metadata for its seed,
+steps, corpus size, duration and git commit). It writes beside the checkpoint a loss log (``.log.csv``) and
+the training curve (``.curve.png``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from .clip_loader import EMBEDDED_CONFIGS, build_embedded_model
+from .world.corpus import CaptionStream
+
+
+@dataclass
+class PretrainConfig:
+    """Defaults are what the shipped model was trained with.
+
+    Batch 256 gives each caption 255 negatives, enough for the contrastive loss to need colours, shapes,
+    counts and styles; lr 2e-3 with AdamW is fast for a model this small and stays stable with warm-up.
+    """
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 100
+    seed: int = 0
+    workers: int = 1
+    threads: Optional[int] = None  # torch threads for the model; None = leave torch's default
+    log_every: int = 10
+
+
+def encode_text_truncated(model: open_clip.CLIP, tokens: torch.Tensor) -> torch.Tensor:
+    """``model.encode_text`` run only up to the longest caption's end token.
+
+    Exact, because the causal mask stops any position from seeing later ones; cheaper because captions are
+    much shorter than the context length. Returns (B, embed_dim), not normalised.
+    """
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    x = model.token_embedding(tokens[:, :length]) + model.positional_embedding[:length]
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0]), tokens[:, :length].argmax(dim=-1)]
+    return x @ model.text_projection
+
+
+def normalise_images(images: torch.Tensor, config: dict) -> torch.Tensor:
+    pre = config["preprocess"]
+    mean = torch.tensor(pre["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(pre["std"]).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+def _lr_at(step: int, cfg: PretrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    # as in CLIP: no decay on gains, biases, embeddings and the logit scale
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        skip = param.ndim < 2 or "embedding" in name or "logit_scale" in name or name.endswith(".bias")
+        (no_decay if skip else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+                               cwd=Path(__file__).parent, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def pretrain(cfg: PretrainConfig, out: Path, model_config_path: Path = EMBEDDED_CONFIGS["tiny"]) -> dict:
+    """Train, then write the checkpoint, its loss log and curve. Returns the checkpoint metadata."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model_config = json.loads(Path(model_config_path).read_text())
+    model = build_embedded_model(model_config)
+    model.train()
+    tokenizer = open_clip.SimpleTokenizer(context_length=model_config["text_cfg"]["context_length"])
+    stream = CaptionStream(tokenizer, cfg.batch_size, cfg.steps, cfg.seed,
+                           image_size=model_config["vision_cfg"]["image_size"])
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.workers,
+                                         persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    seen_tokens = torch.zeros(model_config["text_cfg"]["vocab_size"], dtype=torch.bool)
+    flip = torch.Generator().manual_seed(cfg.seed)
+    log: list[dict] = []
+    start = time.time()
+    bar = tqdm(loader, total=cfg.steps, desc="pretraining tiny CLIP")
+    for step, batch in enumerate(bar):
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, cfg)
+        images = normalise_images(batch.images, model_config)
+        flipped = torch.rand(images.shape[0], generator=flip) < 0.5
+        images[flipped] = images[flipped].flip(-1)
+        seen_tokens[batch.tokens.unique()] = True
+        image_features = F.normalize(model.encode_image(images), dim=-1)
+        text_features = F.normalize(encode_text_truncated(model, batch.tokens), dim=-1)
+        logits = model.logit_scale.exp() * image_features @ text_features.T
+        labels = torch.arange(logits.shape[0])
+        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"Pretraining loss became {loss.item()} at step {step}; lower --lr and rerun.")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            accuracy = (logits.argmax(1) == labels).float().mean().item()
+            row = {"step": step, "loss": round(loss.item(), 4), "batch_accuracy": round(accuracy, 4),
+                   "logit_scale": round(model.logit_scale.exp().item(), 3), "lr": _lr_at(step, cfg),
+                   "seconds": round(time.time() - start, 1)}
+            log.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{accuracy:.2f}")
+    duration = time.time() - start
+    seen_tokens[0] = True  # the padding row is read by every prompt's padded positions
+    metadata = {
+        "seed": cfg.seed, "steps": cfg.steps, "batch_size": cfg.batch_size, "corpus_pairs": cfg.steps * cfg.batch_size,
+        "duration_s": round(duration, 1), "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "git_commit": git_commit(), "torch": torch.__version__, "open_clip": open_clip.__version__,
+        "final_loss": log[-1]["loss"], "distinct_tokens": int(seen_tokens.sum()), "config": asdict(cfg),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    save_embedded_checkpoint(model, model_config, seen_tokens.nonzero().flatten(), metadata, out)
+    _write_log(log, out)
+    return metadata
+
+
+def save_embedded_checkpoint(model: open_clip.CLIP, model_config: dict, trained_ids: torch.Tensor,
+                             metadata: dict, out: Path) -> None:
+    """Write the weights with a compact token table (only rows seen in training), atomically."""
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    table = state.pop("token_embedding.weight")
+    state["token_embedding.compact"] = table[trained_ids].contiguous()
+    state["trained_token_ids"] = trained_ids.to(torch.int32)
+    state.pop("attn_mask", None)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".tmp", delete=False) as handle:
+        tmp = Path(handle.name)
+    try:
+        save_file(state, str(tmp), metadata={"config": json.dumps(model_config), "metadata": json.dumps(metadata)})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_log(log: list[dict], out: Path) -> None:
+    base = Path(out).with_suffix("")
+    with open(f"{base}.log.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(log[0]))
+        writer.writeheader()
+        writer.writerows(log)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["step"] for r in log], [r["loss"] for r in log], lw=1)
+    ax.set_xlabel("step (batch of pairs)")
+    ax.set_ylabel("contrastive loss")
+    ax.set_title("Pretraining the tiny CLIP on the synthetic corpus")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(f"{base}.curve.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    defaults = PretrainConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="processes drawing the corpus")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the model")
+    parser.add_argument("--out", type=Path, default=Path("runs/tiny_clip.safetensors"))
+    args = parser.parse_args(argv)
+    cfg = PretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                         workers=args.workers, threads=args.threads)
+    metadata = pretrain(cfg, args.out)
+    print(json.dumps({k: v for k, v in metadata.items() if k != "config"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

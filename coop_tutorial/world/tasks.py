@@ -1,0 +1,169 @@
+"""Downstream tasks of the embedded world, each standing in for datasets of the CoOp paper.
+
+A task is a recipe: which scene attribute is the label, which attributes are pinned (style, count), what
+the classes are called, and which prompts a practitioner would write by hand. Its images are drawn
+deterministically from the task name and split, and cached as ``.npz`` under ``<root>/embedded/``.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .corpus import sample_scene
+from .render import Scene, render
+from .vocabulary import COLOURS, PATTERNS, SHAPES
+
+WORLD_VERSION = 1  # bump when drawing changes, so stale caches are not reused
+IMAGE_SIZE = 32
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How to draw one task. ``per_class`` gives images per class for each split."""
+
+    name: str
+    label: str  # the Scene field that is the class
+    classes: tuple  # values of that field, in label order
+    classnames: tuple[str, ...]  # what the classes are called in prompts
+    templates: tuple[str, ...]  # hand-written prompts; the first is the task's default (as in the paper)
+    analogue: str  # which dataset of the paper it stands in for, and why
+    fixed: dict = field(default_factory=dict)  # pinned scene attributes
+    per_class: dict = field(default_factory=lambda: {"train": 32, "val": 16, "test": 80})
+    splits: tuple[str, ...] = SPLITS
+    source: Optional[str] = None  # for shifted test sets: the task they shift
+
+
+_GENERIC = ("a photo of a {}.", "a {}.", "a picture of a {}.", "an image of a {}.", "a close-up photo of a {}.",
+            "itap of a {}.", "a drawing of a {}.")
+_SHAPE_TEMPLATES = _GENERIC[:1] + ("a photo of a {}, a type of shape.",) + _GENERIC[1:]
+_SHAPES = tuple(SHAPES)
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def _register(spec: TaskSpec) -> None:
+    TASKS[spec.name] = spec
+
+
+_register(TaskSpec(
+    name="shapes", label="shape", classes=_SHAPES, classnames=_SHAPES, templates=_SHAPE_TEMPLATES,
+    fixed={"style": "photo", "count": (1, 2)},
+    analogue="ImageNet: everyday objects whose names the captions use all the time"))
+_register(TaskSpec(
+    name="patterns", label="pattern", classes=tuple(PATTERNS),
+    classnames=("plain", "striped", "checkered", "dotted", "grid", "zigzag", "wavy", "diagonal", "starry",
+                "speckled"),
+    templates=("{} texture.", "a photo of a {} background.", "a {} pattern.", "a photo of a {}.",
+               "a {} surface.", "a shape on a {} background.", "a close-up photo of a {} texture."),
+    fixed={"style": "photo", "count": 1, "size": "small"},
+    analogue="DTD: textures, which captions name rarely and with many words"))
+_register(TaskSpec(
+    name="shades", label="colour", classes=tuple(COLOURS), classnames=tuple(COLOURS),
+    templates=("a photo of a {} object.", "a {} shape.", "a photo of a {}.", "the colour {}.", "something {}.",
+               "a {} thing.", "a picture of a {} object."),
+    fixed={"style": "photo"},
+    analogue="Flowers102 / FGVCAircraft: fine-grained classes with precise, rarely used names"))
+_register(TaskSpec(
+    name="counts", label="count", classes=(1, 2, 3, 4), classnames=("one", "two", "three", "four"),
+    templates=("a photo of {} objects.", "{} shapes.", "a photo of {}.", "{} things.", "a picture of {} shapes.",
+               "there are {} shapes.", "a {}."),
+    fixed={"style": "photo", "size": "small"},
+    analogue="UCF101 / SUN397: a scene-level property the class words describe only loosely"))
+_register(TaskSpec(
+    name="thermal", label="shape", classes=_SHAPES, classnames=_SHAPES,
+    templates=("a thermal image of a {}.", "a photo of a {}.", "an infrared photo of a {}.", "a heat map of a {}.",
+               "a {}.", "a picture of a {}.", "a {} seen by a thermal camera."),
+    fixed={"style": "thermal", "count": (1, 2)},
+    analogue="EuroSAT: an imaging domain that is rare in the pretraining captions"))
+
+# shifted test sets of `shapes`, standing in for ImageNet-V2 / -Sketch / -A / -R
+_SHIFT_TEST = {"test": 80}
+for _name, _fixed, _analogue in [
+    ("shapes_v2", {"style": "photo", "count": (1, 2)}, "ImageNet-V2: a fresh sample of the same distribution"),
+    ("shapes_sketch", {"style": "sketch", "count": (1, 2)}, "ImageNet-Sketch: outline drawings, no colour"),
+    ("shapes_hard", {"style": "photo", "count": (1, 2), "hard": True},
+     "ImageNet-A: hard images (low contrast, clutter, noise)"),
+    ("shapes_painting", {"style": "painting", "count": (1, 2)}, "ImageNet-R: renditions with other palettes"),
+]:
+    _register(TaskSpec(name=_name, label="shape", classes=_SHAPES, classnames=_SHAPES, templates=_SHAPE_TEMPLATES,
+                       fixed=_fixed, per_class=_SHIFT_TEST, splits=("test",), source="shapes", analogue=_analogue))
+
+EMBEDDED_TASKS = TASKS
+
+
+def _seed(name: str, split: str) -> list[int]:
+    return [WORLD_VERSION, zlib.crc32(name.encode()), SPLITS.index(split)]
+
+
+def draw_task(spec: TaskSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N, S, S, 3), labels int64 (N,)) for one split, class-balanced and deterministic."""
+    rng = np.random.default_rng(_seed(spec.name, split))
+    images, labels = [], []
+    for label, value in enumerate(spec.classes):
+        for _ in range(spec.per_class[split]):
+            fixed = {k: (int(rng.choice(v)) if isinstance(v, tuple) else v) for k, v in spec.fixed.items()}
+            fixed[spec.label] = value
+            scene: Scene = sample_scene(rng, **fixed)
+            images.append(render(scene, rng, IMAGE_SIZE))
+            labels.append(label)
+    order = rng.permutation(len(labels))
+    return np.stack(images)[order], np.asarray(labels, dtype=np.int64)[order]
+
+
+class EmbeddedTask(torch.utils.data.Dataset):
+    """``(image, label)`` pairs of one split; images are PIL images unless a ``transform`` is given."""
+
+    def __init__(self, spec: TaskSpec, split: str, images: np.ndarray, labels: np.ndarray,
+                 transform: Optional[Callable] = None):
+        self.spec, self.split, self.images, self.transform = spec, split, images, transform
+        self.targets: list[int] = labels.tolist()
+        self.classnames: list[str] = list(spec.classnames)
+        self.templates: list[str] = list(spec.templates)
+        self.name = spec.name
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        image = Image.fromarray(self.images[index])
+        return (self.transform(image) if self.transform else image), self.targets[index]
+
+    def __repr__(self) -> str:
+        return f"EmbeddedTask({self.name!r}, split={self.split!r}, n={len(self)}, classes={len(self.classnames)})"
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("COOP_DATA", "data"))
+
+
+def load_embedded_task(name: str, split: str, transform: Optional[Callable] = None,
+                       root: Optional[Union[str, Path]] = None) -> EmbeddedTask:
+    """Load (drawing and caching on first use) one split of an embedded task."""
+    if name not in TASKS:
+        raise ValueError(f"Unknown embedded task {name!r}; known: {', '.join(TASKS)}.")
+    spec = TASKS[name]
+    if split not in spec.splits:
+        raise ValueError(f"Task {name!r} has splits {spec.splits}, not {split!r}"
+                         + (" (it is a shifted test set: only 'test')." if spec.source else "."))
+    cache = Path(root if root is not None else default_root()) / "embedded" / f"{name}-{split}-v{WORLD_VERSION}.npz"
+    if cache.exists():
+        with np.load(cache) as stored:
+            images, labels = stored["images"], stored["labels"]
+    else:
+        images, labels = draw_task(spec, split)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npz")
+            np.savez_compressed(tmp, images=images, labels=labels)
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only location only costs redrawing next time
+    return EmbeddedTask(spec, split, images, labels, transform)
