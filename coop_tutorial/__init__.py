@@ -4,4 +4,25 @@ The public API is small and re-exported here; see the README for the notebook ma
 """
 from .clip_loader import ClipBundle, list_models, load_clip
 
+# The CoOp library (issue 3): prompt learner, classifiers, baselines, training, checkpoints, interpretation.
+from .checkpoint import load_context, read_context, save_context
+from .classifier import CoOpClassifier
+from .evaluation import (EvalResult, accuracy, confusion_matrix, evaluate, per_class_accuracy, predict_logits,
+                         summarize_seeds)
+from .features import FeatureSet, encode_dataset
+from .few_shot import FewShotSubset, few_shot_split, few_shot_val_split
+from .interpret import (DriftTracker, context_drift, context_norms, context_similarity, context_words,
+                        nearest_tokens, vocabulary_norm)
+from .linear_probe import LinearProbe, fit_linear_probe
+from .prompt_learner import CLASS_TOKEN_POSITIONS, PromptLearner
+from .templates import CLIP_IMAGENET_TEMPLATES, DATASET_TEMPLATES, IMAGENET_CLASSNAMES, dataset_template
+from .text_encoder import TextEncoder
+from .training import CoOpConfig, TrainResult, learning_rate, train_coop
+from .zero_shot import (ZeroShotClassifier, encode_texts, template_accuracies, zero_shot_classifier,
+                        zero_shot_weights)
+
+# One entry point for tasks in both worlds, and the switch between worlds (issue 4).
+from .tasks import list_tasks, load_task
+from .worlds import World, use_world
+
 __version__ = "0.1.0"

@@ -136,14 +136,22 @@ def _load_open_clip(name: str, pretrained, device: torch.device) -> ClipBundle:
     if pretrained == "random":
         model = open_clip.create_model(name, pretrained=None, device=device)
     elif is_file:
-        model = open_clip.create_model(name, pretrained=str(Path(pretrained).expanduser()), device=device)
+        path = Path(pretrained).expanduser()
+        # OpenAI ships its CLIPs as TorchScript archives (e.g. ~/.cache/clip/RN50.pt), trained with QuickGELU;
+        # torch.load refuses those with weights_only=True, so they go through torch.jit.load instead.
+        openai_archive = _is_torchscript_archive(path)
+        model = open_clip.create_model(name, pretrained=str(path), device=device, force_quick_gelu=openai_archive,
+                                       weights_only=not openai_archive)
     else:
         if pretrained.lower() not in tags:
             raise ValueError(
                 f"{pretrained!r} is neither a file nor a pretrained tag of {name!r}. Known tags: {tags or 'none'}; "
                 f"or pass pretrained='random' for random weights, or the path of a checkpoint you downloaded.")
+        # open_clip only warns when a tag was trained with QuickGELU (all "openai" weights) but the architecture
+        # config uses GELU: the model would run with the wrong activation and lose accuracy. Follow the tag.
+        quick_gelu = bool((open_clip.get_pretrained_cfg(name, pretrained) or {}).get("quick_gelu", False))
         try:
-            model = open_clip.create_model(name, pretrained=pretrained, device=device)
+            model = open_clip.create_model(name, pretrained=pretrained, device=device, force_quick_gelu=quick_gelu)
         except Exception as exc:  # hub, urllib and filesystem errors all mean: the weights are not here
             raise RuntimeError(
                 f"Could not download the {name!r} weights tagged {pretrained!r} ({type(exc).__name__}: {exc}). "
@@ -154,6 +162,16 @@ def _load_open_clip(name: str, pretrained, device: torch.device) -> ClipBundle:
     eval_tf, train_tf = build_transforms(image_size)
     tokenizer = open_clip.get_tokenizer(name)
     return _finish(model, eval_tf, train_tf, tokenizer, name, pretrained, device, None, {})
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    """True for a TorchScript zip (how OpenAI distributes CLIP weights), as torch's own check tells them apart."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in archive.namelist())
 
 
 def _image_size(model) -> int:

@@ -19,7 +19,7 @@ MENTION = {
     "size": 0.25,
     "count": 0.6,
     "background": 0.3,
-    "filler": 0.15,
+    "filler": 0.25,
 }
 NOISE = {"colour": 0.05, "shape": 0.03}  # a wrong word, as in real alt-text
 GENERIC_OBJECTS = {"shape": 0.5, "thing": 0.25, "object": 0.25}

@@ -93,4 +93,11 @@ BACKGROUND_FRAMES: dict[str, float] = {
 }
 
 # alt-text noise: words that carry no information about the picture
-FILLERS: list[str] = ["nice", "cool", "new", "my favourite", "random", "simple", "cute", "free", "hd", "stock"]
+FILLERS: list[str] = [
+    "nice", "cool", "new", "my favourite", "random", "simple", "cute", "free", "hd", "stock", "wallpaper",
+    "illustration", "vector", "clipart", "icon", "design", "free download", "png", "jpg", "logo", "template",
+    "#art", "#design", "print", "poster", "sticker", "decor", "for kids", "printable", "minimal", "abstract",
+    "geometric", "retro", "vintage", "modern", "digital art", "trending", "amazing", "beautiful", "awesome",
+    "new post", "sale", "shop now", "download", "original", "handmade", "graphic", "sample", "example",
+    "photo by me", "unsplash", "pinterest", "instagram", "etsy", "best of", "today", "weekend project",
+]

@@ -1,0 +1,92 @@
+"""CoOp's classifier: CLIP with learned prompts as the class weights (the official ``CustomCLIP``).
+
+``logits = logit_scale.exp() * cos(image_feature, text_feature_of_class)``. Training usually goes through
+``logits_from_features`` on cached image features, since the image encoder is frozen and its output for a
+given (augmented) image never changes.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .clip_loader import ClipBundle
+from .prompt_learner import PromptLearner
+from .text_encoder import TextEncoder
+
+
+class CoOpClassifier(nn.Module):
+    """Frozen CLIP + a ``PromptLearner``.
+
+    Args:
+        clip: the frozen CLIP bundle (kept as ``.clip`` so evaluation helpers can preprocess raw datasets).
+        learner: the prompt learner; its class order is the label order.
+        truncate_text: run the text transformer only up to the longest prompt's EOS (same result, faster);
+            ``False`` gives the official full-length pass.
+    """
+
+    def __init__(self, clip: ClipBundle, learner: PromptLearner, truncate_text: bool = True):
+        super().__init__()
+        if learner.width != clip.width or learner.clip_name != clip.name:
+            raise ValueError(f"The prompt learner was built for {learner.clip_name!r} (width {learner.width}) but "
+                             f"the classifier gets {clip.name!r} (width {clip.width}); build both from one CLIP.")
+        self.prompt_learner = learner
+        self.image_encoder = clip.model.visual
+        self.text_encoder = TextEncoder(clip.model, truncate=truncate_text)
+        self.logit_scale = clip.model.logit_scale
+        self.clip = clip
+        self.classnames = learner.classnames
+
+    @property
+    def tokenized_prompts(self) -> torch.Tensor:
+        """``(n_cls, context_length)`` token ids of the prompts (where each EOS is)."""
+        return self.prompt_learner.tokenized_prompts
+
+    def train(self, mode: bool = True) -> "CoOpClassifier":
+        """Switch the prompt learner only: the frozen encoders stay in eval mode.
+
+        CLIP's ResNet towers contain BatchNorm; putting them in train mode would update their running
+        statistics from few-shot batches. The official trainer never does (it only switches the prompt learner).
+        """
+        super().train(mode)
+        self.image_encoder.eval()
+        self.text_encoder.eval()
+        return self
+
+    def text_features(self) -> torch.Tensor:
+        """L2-normalised class embeddings ``(n_cls, embed_dim)`` (differentiable w.r.t. ``ctx``)."""
+        features = self.text_encoder(self.prompt_learner(), self.prompt_learner.tokenized_prompts)
+        return F.normalize(features, dim=-1)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised image features ``(B, embed_dim)`` from preprocessed images ``(B, 3, S, S)``."""
+        check_images(images, self.clip.image_size)
+        features = self.image_encoder(images.to(device=self.logit_scale.device, dtype=self.clip.dtype))
+        return F.normalize(features, dim=-1)
+
+    def logits_from_features(self, image_features: torch.Tensor,
+                             text_features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Logits ``(B, n_cls)`` for image features ``(B, embed_dim)`` (normalised here if they are not).
+
+        ``text_features`` ``(n_cls, embed_dim)`` can be passed to reuse one text pass for several batches.
+        """
+        if text_features is None:
+            text_features = self.text_features()
+        image_features = F.normalize(image_features.to(text_features.dtype), dim=-1)
+        return self.logit_scale.exp() * image_features @ text_features.t()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_cls)`` = ``logit_scale.exp() * cos`` for preprocessed images ``(B, 3, S, S)``."""
+        return self.logits_from_features(self.encode_images(images))
+
+
+def check_images(images: torch.Tensor, image_size: int) -> None:
+    """Raise a ValueError unless ``images`` is a ``(B, 3, image_size, image_size)`` tensor."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3 \
+            or tuple(images.shape[-2:]) != (image_size, image_size):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"Expected preprocessed images of shape (B, 3, {image_size}, {image_size}), got {shape}. "
+                         f"Pass raw images through clip.preprocess (or the dataset's transform=clip.preprocess) "
+                         f"first.")

@@ -1,0 +1,133 @@
+"""Accuracy, per-class accuracy and confusion matrices for any classifier of this package, and the
+mean +- std over seeds that the paper reports.
+
+A classifier here is anything with ``logits_from_features(features (B, D)) -> (B, n_cls)``: a
+``CoOpClassifier``, a ``ZeroShotClassifier`` or a ``LinearProbe``. Data is a FeatureSet, a
+``(features, labels)`` pair, or an image dataset (encoded with the eval transform first).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from .classifier import CoOpClassifier
+from .clip_loader import ClipBundle
+from .features import FeatureSet, check_labels, encode_dataset
+
+Data = Union[Dataset, FeatureSet, tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class EvalResult:
+    """Predictions of a classifier on a dataset. Accuracies are fractions in [0, 1]."""
+
+    accuracy: float
+    per_class_accuracy: pd.Series  # indexed by class name; NaN for a class with no test image
+    confusion: torch.Tensor  # (n_cls, n_cls): row = true class, column = predicted class
+    predictions: torch.Tensor  # (N,)
+    labels: torch.Tensor  # (N,)
+    classnames: list[str]
+
+    def confusion_frame(self) -> pd.DataFrame:
+        """The confusion matrix with class names on both axes."""
+        return pd.DataFrame(self.confusion.numpy(), index=pd.Index(self.classnames, name="true"),
+                            columns=pd.Index(self.classnames, name="predicted"))
+
+
+def predict_logits(classifier: Any, data: Data, clip: Optional[ClipBundle] = None,
+                   batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits (N, n_cls), labels (N,))`` of ``classifier`` on ``data`` (first view of a FeatureSet)."""
+    features, labels = _features(classifier, data, clip)
+    text = None
+    with torch.no_grad():
+        if isinstance(classifier, CoOpClassifier):
+            text = classifier.text_features()  # one text pass for every batch
+        device = text.device if text is not None else getattr(getattr(classifier, "logit_scale", None), "device", "cpu")
+        chunks = []
+        for start in range(0, features.shape[0], batch_size):
+            batch = features[start:start + batch_size].to(device)
+            logits = classifier.logits_from_features(batch, text) if text is not None else \
+                classifier.logits_from_features(batch)
+            chunks.append(logits.float().cpu())
+    logits = torch.cat(chunks) if chunks else torch.empty(0, 0)
+    if logits.numel():
+        check_labels(labels, range(logits.shape[1]))
+    return logits, labels
+
+
+def evaluate(classifier: Any, data: Data, clip: Optional[ClipBundle] = None, batch_size: int = 1000,
+             classnames: Optional[Sequence[str]] = None) -> EvalResult:
+    """Accuracy, per-class accuracy and confusion matrix of ``classifier`` on ``data``."""
+    logits, labels = predict_logits(classifier, data, clip, batch_size)
+    n_classes = logits.shape[1]
+    names = list(classnames or getattr(classifier, "classnames", None) or [str(i) for i in range(n_classes)])
+    predictions = logits.argmax(dim=1)
+    per_class = per_class_accuracy(predictions, labels, n_classes)
+    return EvalResult(accuracy(predictions, labels), pd.Series(per_class.numpy(), index=names, name="accuracy"),
+                      confusion_matrix(predictions, labels, n_classes), predictions, labels, names)
+
+
+def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction correct; ``predictions`` are labels ``(N,)`` or logits ``(N, n_cls)``."""
+    if predictions.dim() == 2:
+        predictions = predictions.argmax(dim=1)
+    return float((predictions.cpu() == labels.cpu()).float().mean()) if labels.numel() else float("nan")
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``(n_classes, n_classes)`` counts; row = true class, column = predicted class."""
+    flat = labels.cpu().long() * n_classes + predictions.cpu().long()
+    return torch.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``(n_classes,)`` accuracy of each class (NaN where a class has no sample)."""
+    confusion = confusion_matrix(predictions, labels, n_classes).double()
+    return (confusion.diagonal() / confusion.sum(dim=1)).float()
+
+
+def summarize_seeds(results: Union[pd.DataFrame, Sequence[dict]], metrics: Optional[Sequence[str]] = None,
+                    seed_column: str = "seed") -> pd.DataFrame:
+    """Mean and standard deviation over seeds, one row per setting.
+
+    Args:
+        results: one row per run, e.g. ``{"method": "coop", "shots": 16, "seed": 1, "accuracy": 0.81}``.
+        metrics: columns to summarise; default: every float column. Every other column except
+            ``seed_column`` identifies the setting.
+
+    Returns:
+        Columns: the setting columns, ``<metric>_mean``, ``<metric>_std`` for each metric, ``n_seeds``.
+        The std is the population std (ddof=0), as CoOp's ``parse_test_res.py`` (np.std) reports it.
+    """
+    frame = pd.DataFrame(results)
+    if frame.empty:
+        raise ValueError("summarize_seeds got no results.")
+    if metrics is None:
+        metrics = [c for c in frame.columns if c != seed_column and pd.api.types.is_float_dtype(frame[c])]
+    missing = [m for m in metrics if m not in frame.columns]
+    if missing or not metrics:
+        raise ValueError(f"Metric column(s) {missing or '(none)'} not found; columns are {list(frame.columns)}. "
+                         f"Pass metrics=[...] naming numeric columns.")
+    keys = [c for c in frame.columns if c not in metrics and c != seed_column]
+    grouped = frame.groupby(keys, sort=False, dropna=False) if keys else frame.groupby(lambda _: 0)
+    summary = grouped[list(metrics)].agg(["mean", lambda s: s.std(ddof=0)])
+    summary.columns = [f"{metric}_{'mean' if stat == 'mean' else 'std'}" for metric, stat in summary.columns]
+    summary["n_seeds"] = grouped.size()
+    return summary.reset_index(drop=not keys)
+
+
+def _features(classifier: Any, data: Data, clip: Optional[ClipBundle]) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, FeatureSet):
+        return data.view(0), data.labels
+    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        return data[0], torch.as_tensor(data[1], dtype=torch.long)
+    clip = clip or getattr(classifier, "clip", None)
+    if clip is None:
+        raise ValueError(f"Evaluating a {type(classifier).__name__} on images needs the CLIP that encodes them: "
+                         f"pass clip=..., or encode first with ct.encode_dataset(clip, dataset).")
+    encoded = encode_dataset(clip, data, progress=False)
+    return encoded.view(0), encoded.labels

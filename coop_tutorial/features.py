@@ -1,0 +1,230 @@
+"""Encode a dataset's images once and keep the features.
+
+CLIP's image encoder is frozen in CoOp, so the feature of a given image (or of a given *augmented* image)
+never changes during training. The official loop still re-encodes every image at every step; we encode
+once. To keep the paper's augmentation (random resized crop + flip) we encode ``n_views`` augmented views of
+each image up front and let training pick a view per image per epoch.
+
+Augmentations are seeded per image (from ``seed`` and the image index), so features do not depend on batch
+size, worker count or anything run before; the global RNG is left untouched.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .classifier import check_images
+from .clip_loader import ClipBundle
+
+
+@dataclass
+class FeatureSet:
+    """L2-normalised image features of a dataset, with labels.
+
+    Attributes:
+        features: ``(n_views, n_images, embed_dim)`` float32; ``n_views == 1`` for the eval transform.
+        labels: ``(n_images,)`` int64 class indices.
+        classnames: the dataset's class names (label order), or None if it had none.
+        meta: how the features were made (model, transform, views, seed).
+    """
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    classnames: Optional[list[str]] = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_views(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def n_images(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def targets(self) -> list[int]:
+        return self.labels.tolist()
+
+    def __len__(self) -> int:
+        return self.n_images
+
+    def view(self, index: int = 0) -> torch.Tensor:
+        """Features ``(n_images, embed_dim)`` of one view."""
+        return self.features[index]
+
+    def subset(self, indices: Sequence[int]) -> "FeatureSet":
+        """The features of some images (e.g. a few-shot split's ``.indices``), all views kept."""
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        return FeatureSet(self.features[:, index], self.labels[index], self.classnames,
+                          {**self.meta, "subset": len(index)})
+
+    def flat(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All views stacked: features ``(n_views * n_images, embed_dim)`` and matching labels."""
+        return self.features.reshape(-1, self.features.shape[-1]), self.labels.repeat(self.n_views)
+
+
+def encode_dataset(clip: ClipBundle, dataset: Dataset, augment: bool = False, n_views: int = 1, seed: int = 0,
+                   batch_size: int = 64, cache_dir: Optional[Union[str, Path]] = None, name: Optional[str] = None,
+                   num_workers: int = 0, progress: bool = True) -> FeatureSet:
+    """Image features of every item of ``dataset``.
+
+    Args:
+        clip: the frozen CLIP.
+        dataset: yields ``(PIL image, label)`` (or ``(preprocessed tensor, label)`` when ``augment=False``).
+        augment: ``False``: one view with the eval transform. ``True``: ``n_views`` views with the train
+            transform (random resized crop + flip), seeded per image.
+        n_views: number of augmented views per image (must be 1 without ``augment``).
+        seed: seeds the augmentations.
+        batch_size: images per encoder call.
+        cache_dir: if given, features are stored there as safetensors and reused when the model, dataset
+            ``name``, transform, views and seed match (and the labels are the same).
+        name: identifies the dataset in the cache key (required with ``cache_dir``), e.g. ``"shapes/train"``.
+        num_workers: DataLoader workers for loading and transforming images.
+        progress: show a tqdm progress bar.
+    """
+    if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
+        raise ValueError(f"n_views must be an integer >= 1, got {n_views!r}.")
+    if not augment and n_views != 1:
+        raise ValueError(f"n_views={n_views} needs augment=True: the eval transform is deterministic, so extra "
+                         f"views would be identical.")
+    meta = {"model": clip.name, "pretrained": str(clip.pretrained), "transform": "train" if augment else "eval",
+            "n_views": n_views, "seed": seed if augment else None, "image_size": clip.image_size}
+    path = None
+    if cache_dir is not None:
+        if not name:
+            raise ValueError("encode_dataset(cache_dir=...) needs name=... to tell datasets apart in the cache, "
+                             "e.g. name='shapes/train'.")
+        path = Path(cache_dir) / _cache_name(clip, name, meta)
+        cached = _read_cache(path, dataset)
+        if cached is not None:
+            cached.classnames = getattr(dataset, "classnames", None)
+            return cached
+
+    views = AugmentedViews(dataset, clip.train_preprocess if augment else clip.preprocess, n_views,
+                           (seed,) if augment else None)
+    # A private generator: otherwise the DataLoader draws its worker base seed from the global RNG.
+    loader = DataLoader(views, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        generator=torch.Generator())
+    model = clip.model
+    device = model.logit_scale.device
+    chunks, labels = [], []
+    with torch.no_grad():
+        for images, batch_labels in tqdm(loader, desc=f"encoding {name or 'images'} ({meta['transform']})",
+                                         disable=not progress, leave=False):
+            b = images.shape[0]
+            images = images.reshape(b * n_views, *images.shape[2:])  # (B * V, 3, S, S)
+            check_images(images, clip.image_size)
+            feats = model.encode_image(images.to(device=device, dtype=clip.dtype))
+            chunks.append(F.normalize(feats.float(), dim=-1).reshape(b, n_views, -1).cpu())
+            labels.append(torch.as_tensor(batch_labels, dtype=torch.long))
+    features = torch.cat(chunks).transpose(0, 1).contiguous()  # (V, N, D)
+    result = FeatureSet(features, torch.cat(labels), _classnames(dataset), meta)
+    check_labels(result.labels, result.classnames)
+    if path is not None:
+        _write_cache(path, result)
+    return result
+
+
+def _classnames(dataset) -> Optional[list[str]]:
+    names = getattr(dataset, "classnames", None)
+    return list(names) if names is not None else None
+
+
+def check_labels(labels: torch.Tensor, classnames: Optional[Sequence[str]]) -> None:
+    if classnames is None or labels.numel() == 0:
+        return
+    bad = (labels < 0) | (labels >= len(classnames))
+    if bad.any():
+        raise ValueError(f"Labels out of range: found label {int(labels[bad][0])} but the dataset has "
+                         f"{len(classnames)} class names (valid labels 0..{len(classnames) - 1}). Check that "
+                         f"classnames and labels come from the same dataset.")
+
+
+class AugmentedViews(Dataset):
+    """Item ``i`` -> (``(n_views, 3, S, S)`` transformed views, label).
+
+    With ``seed_key`` (a tuple of ints) the transform is random but seeded by ``(*seed_key, i)``, so a view
+    depends on nothing but the key and the index; without it the (deterministic) transform is applied once.
+    """
+
+    def __init__(self, dataset: Dataset, transform, n_views: int = 1, seed_key: Optional[tuple[int, ...]] = None):
+        self.dataset, self.transform, self.n_views, self.seed_key = dataset, transform, n_views, seed_key
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        if isinstance(image, torch.Tensor):
+            if self.seed_key is not None:
+                raise ValueError("Augmented views need raw (PIL) images, but the dataset returns tensors; load it "
+                                 "without a transform (transform=None) so the train transform can be applied.")
+            return image.unsqueeze(0), int(label)
+        if self.seed_key is None:
+            return self.transform(image).unsqueeze(0), int(label)
+        with torch.random.fork_rng(devices=[]):  # seed torchvision's random transforms, restore the global RNG
+            torch.manual_seed(image_seed(*self.seed_key, index))
+            views = [self.transform(image) for _ in range(self.n_views)]
+        return torch.stack(views), int(label)
+
+
+def image_seed(*keys: int) -> int:
+    """A well-mixed 63-bit seed from integer keys, e.g. ``(run seed, image index)``."""
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def _model_fingerprint(clip: ClipBundle) -> str:
+    """Short hash of a few image-encoder weights: a retrained model must not reuse stale features."""
+    params = list(clip.model.visual.parameters())
+    digest = hashlib.sha1()
+    for p in (params[0], params[-1]):
+        digest.update(p.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:10]
+
+
+def _cache_name(clip: ClipBundle, name: str, meta: dict[str, Any]) -> str:
+    key = json.dumps({**meta, "name": name, "weights": _model_fingerprint(clip)}, sort_keys=True)
+    readable = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{clip.name}_{name}_{meta['transform']}")
+    return f"{readable}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.safetensors"
+
+
+def _read_cache(path: Path, dataset: Dataset) -> Optional[FeatureSet]:
+    if not path.exists():
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads((handle.metadata() or {}).get("meta", "{}"))
+        features, labels = handle.get_tensor("features"), handle.get_tensor("labels")
+    # Same name but another dataset (size or labels differ): recompute rather than trust the file.
+    if labels.numel() != len(dataset):
+        return None
+    targets = getattr(dataset, "targets", None)
+    if targets is not None and labels.tolist() != [int(t) for t in targets]:
+        return None
+    return FeatureSet(features, labels, None, meta)
+
+
+def _write_cache(path: Path, result: FeatureSet) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({"features": result.features, "labels": result.labels}, tmp,
+                  metadata={"meta": json.dumps(result.meta)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
