@@ -40,7 +40,7 @@ class PretrainConfig:
 
     steps: int = 2000
     batch_size: int = 256
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 0.1
     warmup_steps: int = 100
     seed: int = 0
@@ -102,6 +102,7 @@ def pretrain(cfg: PretrainConfig, out: Path, model_config_path: Path = EMBEDDED_
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    commit = git_commit()  # the code that trains, not whatever is checked out when training ends
     model_config = json.loads(Path(model_config_path).read_text())
     model = build_embedded_model(model_config)
     model.train()
@@ -147,7 +148,7 @@ def pretrain(cfg: PretrainConfig, out: Path, model_config_path: Path = EMBEDDED_
     metadata = {
         "seed": cfg.seed, "steps": cfg.steps, "batch_size": cfg.batch_size, "corpus_pairs": cfg.steps * cfg.batch_size,
         "duration_s": round(duration, 1), "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-        "git_commit": git_commit(), "torch": torch.__version__, "open_clip": open_clip.__version__,
+        "git_commit": commit, "torch": torch.__version__, "open_clip": open_clip.__version__,
         "final_loss": log[-1]["loss"], "distinct_tokens": int(seen_tokens.sum()), "config": asdict(cfg),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

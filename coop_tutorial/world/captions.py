@@ -15,7 +15,7 @@ from .vocabulary import (BACKGROUND_FRAMES, COLOURS, COUNT_WORDS, FILLERS, PATTE
 # how often each attribute is named, by style (colour is invisible in sketches and thermal images)
 MENTION = {
     "shape": 0.9,
-    "colour": {"photo": 0.6, "mosaic": 0.5, "painting": 0.4, "sketch": 0.0, "thermal": 0.0},
+    "colour": {"photo": 0.6, "mosaic": 0.5, "painting": 0.4, "negative": 0.6, "sketch": 0.0, "thermal": 0.0},
     "size": 0.25,
     "count": 0.6,
     "background": 0.3,

@@ -48,10 +48,6 @@ def shape_field(shape: str, px: np.ndarray, py: np.ndarray) -> np.ndarray:
         return 0.8 - np.maximum(np.abs(px), np.abs(py))
     if shape == "triangle":
         return _polygon(px, py + 0.15, 3, -math.pi / 2) * 1.1
-    if shape == "pentagon":
-        return _polygon(px, py, 5, -math.pi / 2)
-    if shape == "hexagon":
-        return _polygon(px, py, 6, 0.0)
     if shape == "diamond":
         return 1.0 - (np.abs(px) / 0.75 + np.abs(py))
     if shape == "cross":
@@ -122,7 +118,7 @@ def _colour(name: str, rng: np.random.Generator, jitter: float = 14.0) -> np.nda
 
 def _layout(count: int, size: str, rng: np.random.Generator) -> list[tuple[float, float, float]]:
     """(cx, cy, radius) in [0, 1] image units for ``count`` objects that do not overlap much."""
-    base = {"small": 0.17, "large": 0.32}[size] * (1.0 if count == 1 else 0.72 if count == 2 else 0.6)
+    base = {"small": 0.2, "large": 0.34}[size] * (1.0 if count == 1 else 0.72 if count == 2 else 0.6)
     objects: list[tuple[float, float, float]] = []
     for _ in range(count):
         radius = base * rng.uniform(0.85, 1.15)
@@ -172,6 +168,8 @@ def render(scene: Scene, rng: np.random.Generator, size: int = 32) -> np.ndarray
             image = _mosaic(image, size, rng)
         elif scene.style == "painting":
             image = _painting(image, rng)
+        elif scene.style == "negative":
+            image = 255.0 - image
     noise = 28.0 if scene.hard else 5.0
     image = image + rng.normal(0, noise, size=image.shape)
     if scene.hard:

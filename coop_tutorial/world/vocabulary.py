@@ -19,9 +19,7 @@ SHAPES: dict[str, dict[str, float]] = {
     "ring": {"ring": 0.7, "donut": 0.3},
     "heart": {"heart": 1.0},
     "crescent": {"crescent": 0.6, "moon": 0.4},
-    "hexagon": {"hexagon": 1.0},
     "arrow": {"arrow": 1.0},
-    "pentagon": {"pentagon": 1.0},
 }
 
 # colour name -> (rgb centre 0-255, caption words). Shade pairs share a common word ("red") and have a
@@ -73,7 +71,7 @@ COUNT_WORDS: dict[int, dict[str, float]] = {
 # rendering style -> (share of the corpus, caption frames). "{o}" is the object phrase, "{b}" a background
 # phrase (may be empty). Rare styles have their own words, as satellite or infrared imagery does on the web.
 STYLES: dict[str, tuple[float, dict[str, float]]] = {
-    "photo": (0.70, {"a photo of {o}{b}": 0.25, "{o}{b}": 0.25, "a picture of {o}{b}": 0.1,
+    "photo": (0.64, {"a photo of {o}{b}": 0.25, "{o}{b}": 0.25, "a picture of {o}{b}": 0.1,
                      "an image of {o}{b}": 0.1, "a close-up photo of {o}{b}": 0.05, "my {o}{b}": 0.05,
                      "{o}{b} in a photo": 0.05, "a nice photo of {o}{b}": 0.05, "look at {o}{b}": 0.05,
                      "there is {o}{b}": 0.05}),
@@ -85,6 +83,9 @@ STYLES: dict[str, tuple[float, dict[str, float]]] = {
                       "a low resolution picture of {o}{b}": 0.3}),
     "painting": (0.06, {"a painting of {o}{b}": 0.4, "an oil painting of {o}{b}": 0.2,
                         "a colorful artwork of {o}{b}": 0.2, "art of {o}{b}": 0.2}),
+    # colours inverted; captions still name the original colours, as a film negative's label would
+    "negative": (0.06, {"a negative of {o}{b}": 0.4, "an inverted photo of {o}{b}": 0.3,
+                        "a film negative of {o}{b}": 0.2, "{o}{b}, colors inverted": 0.1}),
 }
 
 BACKGROUND_FRAMES: dict[str, float] = {
