@@ -25,16 +25,20 @@ class CoOpClassifier(nn.Module):
         learner: the prompt learner; its class order is the label order.
         truncate_text: run the text transformer only up to the longest prompt's EOS (same result, faster);
             ``False`` gives the official full-length pass.
+        text_chunk_size: memory saving: 0 (default) encodes all prompts in one batch; ``k > 0`` encodes them
+            ``k`` classes at a time, checkpointed while training, so backward memory stops growing with the
+            number of classes (same features, about one extra text forward per step; see ``TextEncoder``).
     """
 
-    def __init__(self, clip: ClipBundle, learner: PromptLearner, truncate_text: bool = True):
+    def __init__(self, clip: ClipBundle, learner: PromptLearner, truncate_text: bool = True,
+                 text_chunk_size: int = 0):
         super().__init__()
         if learner.width != clip.width or learner.clip_name != clip.name:
             raise ValueError(f"The prompt learner was built for {learner.clip_name!r} (width {learner.width}) but "
                              f"the classifier gets {clip.name!r} (width {clip.width}); build both from one CLIP.")
         self.prompt_learner = learner
         self.image_encoder = clip.model.visual
-        self.text_encoder = TextEncoder(clip.model, truncate=truncate_text)
+        self.text_encoder = TextEncoder(clip.model, truncate=truncate_text, chunk_size=text_chunk_size)
         self.logit_scale = clip.model.logit_scale
         self.clip = clip
         self.classnames = learner.classnames

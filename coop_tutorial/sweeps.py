@@ -6,14 +6,20 @@ splits are encoded once (``TaskFeatures``); few-shot draws are slices of those f
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoint import load_context, save_context
+from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
 from .features import FeatureSet, encode_dataset
 from .few_shot import few_shot_split, few_shot_val_split
@@ -118,20 +124,32 @@ def fit_probe(task: TaskFeatures, shots: int, seed: int) -> LinearProbe:
 
 
 def fit_coop(clip: ClipBundle, task: TaskFeatures, shots: int, seed: int,
-             config: Optional[CoOpConfig] = None) -> TrainResult:
-    """CoOp on one few-shot draw; ``config`` defaults to the embedded recipe for ``shots``."""
-    _, views, val = task.few_shot(shots, seed)
+             config: Optional[CoOpConfig] = None, cache_dir: Optional[Union[str, Path]] = None) -> TrainResult:
+    """CoOp on one few-shot draw; ``config`` defaults to the embedded recipe for ``shots``.
+
+    With ``cache_dir`` the learned context is stored there (``coop_cache_path``) and a later call with the same
+    model, task features, shots, seed, config and training code loads it instead of training again.
+    """
     config = (config or CoOpConfig.embedded(shots)).replace(seed=seed, progress=False)
-    return train_coop(clip, views, val, config=config, classnames=task.classnames)
+    path = coop_cache_path(cache_dir, clip, task, shots, config) if cache_dir is not None else None
+    if path is not None and path.exists():
+        return _cached_result(path, clip, task, config)
+    _, views, val = task.few_shot(shots, seed)
+    result = train_coop(clip, views, val, config=config, classnames=task.classnames)
+    if path is not None:
+        save_context(path, result, extra={"task": task.name, "shots": shots, "seed": seed,
+                                          "history": result.history})
+    return result
 
 
 def shot_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: Sequence[int] = DEFAULT_SHOTS,
                seeds: Sequence[int] = DEFAULT_SEEDS, methods: Sequence[str] = ("linear_probe", "coop"),
-               config: Optional[Callable[[int], CoOpConfig]] = None, progress: bool = True) -> pd.DataFrame:
+               config: Optional[Callable[[int], CoOpConfig]] = None, progress: bool = True,
+               cache_dir: Optional[Union[str, Path]] = None) -> pd.DataFrame:
     """Test accuracy (%) of few-shot methods: one row per (task, method, shots, seed).
 
     ``config`` maps a shot count to a CoOpConfig (default ``CoOpConfig.embedded``); the zero-shot
-    reference rows (``shots == 0``) use each task's default (first) template.
+    reference rows (``shots == 0``) use each task's default (first) template. ``cache_dir``: see ``fit_coop``.
     """
     unknown = set(methods) - {"linear_probe", "coop"}
     if unknown:
@@ -147,7 +165,8 @@ def shot_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: Sequence[
         if method == "linear_probe":
             accuracy = fit_probe(task, k, seed).accuracy(task.test)
         else:
-            accuracy = features_accuracy(fit_coop(clip, task, k, seed, make_config(k)).classifier, task.test)
+            accuracy = features_accuracy(fit_coop(clip, task, k, seed, make_config(k), cache_dir).classifier,
+                                         task.test)
         rows.append(dict(task=task.name, method=method, shots=k, seed=seed, accuracy=100 * accuracy))
     return pd.DataFrame(rows)
 
@@ -164,11 +183,13 @@ def _accuracy(classifier, features: FeatureSet) -> float:
 
 
 def shift_table(clip: ClipBundle, source: TaskFeatures, targets: dict[str, FeatureSet], shots: int = 16,
-                seeds: Sequence[int] = DEFAULT_SEEDS, config: Optional[CoOpConfig] = None) -> pd.DataFrame:
+                seeds: Sequence[int] = DEFAULT_SEEDS, config: Optional[CoOpConfig] = None,
+                cache_dir: Optional[Union[str, Path]] = None) -> pd.DataFrame:
     """Learn on ``source``, test on it and on each shifted test set, as in the paper's robustness table.
 
     Rows: zero-shot (the source's default template), linear probe and CoOp; columns: the source and each
     target, accuracy (%) averaged over ``seeds``. The shifted sets must share the source's classes.
+    ``cache_dir``: see ``fit_coop`` (a shot sweep with the same recipe has already trained these contexts).
     """
     for name, features in targets.items():
         if features.classnames is not None and list(features.classnames) != source.classnames:
@@ -179,7 +200,7 @@ def shift_table(clip: ClipBundle, source: TaskFeatures, targets: dict[str, Featu
     probe_rows, coop_rows = [], []
     for seed in seeds:
         probe = fit_probe(source, shots, seed)
-        coop = fit_coop(clip, source, shots, seed, config).classifier
+        coop = fit_coop(clip, source, shots, seed, config, cache_dir).classifier
         probe_rows.append({n: 100 * probe.accuracy(f) for n, f in sets.items()})
         coop_rows.append({n: 100 * features_accuracy(coop, f) for n, f in sets.items()})
     table["linear_probe"] = pd.DataFrame(probe_rows).mean().to_dict()
@@ -194,3 +215,318 @@ def shift_drops(table: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def mean_over_seeds(values: Iterable[float]) -> float:
     return float(np.mean(list(values)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers the notebooks share (issue 5): which task plays which role in a world, the world's CoOp recipe,
+# prompt-wording and ensemble tables, and the design-choice ablations.
+# ---------------------------------------------------------------------------------------------------------------
+
+# The task each world's single-task notebooks use, and the source of its robustness study: DTD (textures, where
+# the paper's CoOp gains most among natural-image datasets) and its embedded stand-in; ImageNet and shapes.
+SHOWCASE_TASKS = {"embedded": "patterns", "real": "dtd"}
+SHIFT_SOURCES = {"embedded": "shapes", "real": "imagenet"}
+
+# The paper's design choices (unified vs class-specific context, class position, context length, word init),
+# as CoOpConfig overrides; "default" is the recipe itself (unified, class at the end, 16 random vectors).
+DESIGN_VARIANTS: dict[str, dict] = {
+    "default": {},
+    "class-specific": {"csc": True},
+    "class in the middle": {"class_token_position": "middle"},
+    "4 vectors": {"n_ctx": 4},
+    "4 vectors from 'a photo of a'": {"ctx_init": "a photo of a"},
+}
+
+
+@dataclass(frozen=True)
+class TaskRoles:
+    """What each of a world's tasks is for: ``main`` tasks have train/val/test splits; ``shifts`` are the
+    test-only shifted sets of ``source``; ``showcase`` is the task the single-task notebooks use."""
+
+    main: list[str]
+    source: str
+    shifts: list[str]
+    showcase: str
+
+
+def task_roles(world, only_available: bool = True) -> TaskRoles:
+    """The roles of ``world``'s tasks (a ``coop_tutorial.World``), so notebooks name no world-specific task.
+
+    With ``only_available`` the main tasks and shifted sets are those whose test split loads (in the real world,
+    the datasets present under the data root; a warning names the others), and the showcase falls back to the
+    first available main task. The embedded world generates its tasks, so it always has them all.
+    """
+    if world.kind == "embedded":
+        from .world.tasks import TASKS
+
+        specs = {name: TASKS[name] for name in world.tasks}
+        source = SHIFT_SOURCES["embedded"]
+        return TaskRoles([n for n, s in specs.items() if s.source is None], source,
+                         [n for n, s in specs.items() if s.source == source], SHOWCASE_TASKS["embedded"])
+    from .datasets.metadata import REAL_DATASETS, SPLITS
+
+    main = [n for n in world.tasks if REAL_DATASETS[n].splits == SPLITS]
+    shifts = [n for n in world.tasks if REAL_DATASETS[n].splits == ("test",)]
+    showcase = SHOWCASE_TASKS["real"]
+    if only_available:
+        missing = [n for n in main + shifts if not _loads(world, n)]
+        if missing:
+            import warnings
+
+            warnings.warn(f"Not found under the data root, left out: {', '.join(missing)} (see docs/datasets.md).",
+                          stacklevel=2)
+        main, shifts = [n for n in main if n not in missing], [n for n in shifts if n not in missing]
+        showcase = showcase if showcase in main or not main else main[0]
+    return TaskRoles(main, SHIFT_SOURCES["real"], shifts, showcase)
+
+
+def _loads(world, name: str) -> bool:
+    try:
+        world.load_task(name, "test")
+    except FileNotFoundError:  # DatasetNotFoundError: the folder or a file of its layout is missing
+        return False
+    return True
+
+
+@dataclass
+class EncodedTestSplit:
+    """The test split of a task, encoded: all that zero-shot tables (``prompt_table``, ``ensemble_table``) need."""
+
+    name: str
+    classnames: list[str]
+    templates: list[str]
+    test: FeatureSet
+
+
+def encode_test_task(clip: ClipBundle, name: str, load_task: Optional[Callable] = None,
+                     progress: bool = False) -> EncodedTestSplit:
+    """Encode only the test split of task ``name`` (zero-shot studies need no training images)."""
+    load_task = load_task or _default_loader()
+    test = load_task(name, "test")
+    features = encode_dataset(clip, test, progress=progress, name=f"{name}-test")
+    templates = list(getattr(test, "templates", None) or _templates_for(name))
+    return EncodedTestSplit(name, list(test.classnames), templates, features)
+
+
+def coop_recipe(world, dataset: Optional[str] = None) -> Callable[[int], CoOpConfig]:
+    """``shots -> CoOpConfig``: the embedded preset in the embedded world, the paper's recipe in the real one.
+
+    Notebooks take their configs from here, so retuning ``CoOpConfig.embedded`` reaches every notebook.
+    ``dataset`` matters for the real recipe only (ImageNet trains 50 epochs at every shot count).
+    """
+    if world.kind == "embedded":
+        return CoOpConfig.embedded
+    return lambda shots, **overrides: CoOpConfig.paper(shots, dataset=dataset, **overrides)
+
+
+def sampling_error(accuracy: float, n: int) -> float:
+    """Standard error (points) of an accuracy (%) measured on ``n`` test images: ``100 * sqrt(p (1 - p) / n)``.
+
+    Two accuracies on the same test set that differ by less than about twice this are within sampling noise.
+    """
+    p = min(max(accuracy / 100.0, 0.0), 1.0)
+    return 100.0 * float(np.sqrt(p * (1.0 - p) / max(n, 1)))
+
+
+def _word_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance counted in words."""
+    previous = list(range(len(b) + 1))
+    for i, word_a in enumerate(a, start=1):
+        current = [i]
+        for j, word_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word_a != word_b)))
+        previous = current
+    return previous[-1]
+
+
+def one_word_edits(prompts: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of a task's templates that differ by one word (substituted, added or removed), and how far that
+    one word moved accuracy: columns ``task, template_a, template_b, accuracy_a, accuracy_b, change``
+    (``b - a``, points), largest ``|change|`` first. ``prompts`` is a ``prompt_table``."""
+    rows = []
+    for task, group in prompts.groupby("task", sort=False):
+        records = list(group[["template", "accuracy"]].itertuples(index=False))
+        for i, (template_a, acc_a) in enumerate(records):
+            for template_b, acc_b in records[i + 1:]:
+                if _word_distance(template_a.split(), template_b.split()) == 1:
+                    low, high = sorted([(acc_a, template_a), (acc_b, template_b)])
+                    rows.append(dict(task=task, template_a=low[1], template_b=high[1], accuracy_a=low[0],
+                                     accuracy_b=high[0], change=high[0] - low[0]))
+    columns = ["task", "template_a", "template_b", "accuracy_a", "accuracy_b", "change"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values("change", ascending=False, key=abs, ignore_index=True)
+
+
+def ensemble_table(clip: ClipBundle, tasks: Iterable[TaskFeatures],
+                   ensembles: Optional[dict[str, Sequence[str]]] = None) -> pd.DataFrame:
+    """Zero-shot test accuracy (%) per task of single prompts against prompt ensembles.
+
+    Columns: ``default_prompt`` (the task's first template), ``mean_prompt`` and ``best_prompt`` over its
+    templates, ``task_ensemble`` (all its templates averaged, as CLIP does), then one column per extra
+    ensemble in ``ensembles`` (name -> templates), e.g. ``{"clip_80": CLIP_IMAGENET_TEMPLATES}``.
+    """
+    rows = {}
+    for task in tasks:
+        singles = template_accuracies(clip, task.test, task.templates, task.classnames)["accuracy"] * 100
+        row = dict(default_prompt=float(singles.iloc[0]), mean_prompt=float(singles.mean()),
+                   best_prompt=float(singles.max()))
+        for name, templates in {"task_ensemble": task.templates, **(ensembles or {})}.items():
+            row[name] = 100 * _accuracy(zero_shot_classifier(clip, task.classnames, list(templates)), task.test)
+        rows[task.name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("task")
+
+
+def design_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], variants: Optional[dict[str, dict]] = None,
+                 shots: int = 16, seeds: Sequence[int] = DEFAULT_SEEDS,
+                 config: Optional[Callable[[int], CoOpConfig]] = None, baseline: Optional[pd.DataFrame] = None,
+                 progress: bool = True, cache_dir: Optional[Union[str, Path]] = None) -> pd.DataFrame:
+    """CoOp test accuracy (%) under each design variant: one row per (task, variant, seed).
+
+    Args:
+        variants: name -> CoOpConfig overrides (default ``DESIGN_VARIANTS``).
+        config: ``shots -> CoOpConfig``, the recipe the overrides apply to (default ``CoOpConfig.embedded``).
+        baseline: a ``shot_sweep`` result; the variant without overrides is then read from its CoOp rows at
+            ``shots`` (same recipe, same seeds, so the same numbers) instead of being trained again.
+        cache_dir: see ``fit_coop``.
+    """
+    variants = DESIGN_VARIANTS if variants is None else variants
+    make_config = config or CoOpConfig.embedded
+    rows, jobs = [], []
+    for name, overrides in variants.items():
+        reused = None
+        if not overrides and baseline is not None:
+            reused = baseline[(baseline["method"] == "coop") & (baseline["shots"] == shots)
+                              & baseline["seed"].isin(list(seeds))]
+        for task in tasks:
+            if reused is not None and set(reused.loc[reused["task"] == task.name, "seed"]) == set(seeds):
+                rows += [dict(task=task.name, variant=name, shots=shots, seed=int(r.seed), accuracy=float(r.accuracy))
+                         for r in reused[reused["task"] == task.name].itertuples()]
+            else:
+                jobs += [(task, name, overrides, seed) for seed in seeds]
+    for task, name, overrides, seed in tqdm(jobs, desc="design choices", disable=not progress):
+        result = fit_coop(clip, task, shots, seed, make_config(shots).replace(**overrides), cache_dir)
+        rows.append(dict(task=task.name, variant=name, shots=shots, seed=seed,
+                         accuracy=100 * features_accuracy(result.classifier, task.test)))
+    order = {name: i for i, name in enumerate(variants)}
+    frame = pd.DataFrame(rows, columns=["task", "variant", "shots", "seed", "accuracy"])
+    return frame.sort_values(["variant", "task", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c,
+                             ignore_index=True)
+
+
+def task_overview(world, names: Sequence[str]) -> pd.DataFrame:
+    """One row per task: classes, split sizes, the default hand-written template and what it stands for."""
+    rows = []
+    for name in names:
+        splits = {}
+        for split in ("train", "val", "test"):
+            try:
+                splits[split] = world.load_task(name, split)
+            except ValueError:  # a shifted set has a test split only
+                continue
+        test = splits["test"]
+        templates = list(getattr(test, "templates", None) or _templates_for(name))
+        spec = getattr(test, "spec", None)
+        rows.append(dict(task=name, classes=len(test.classnames),
+                         examples=", ".join(list(test.classnames)[:4]) + (", ..." if len(test.classnames) > 4 else ""),
+                         **{f"n_{s}": len(d) for s, d in splits.items()}, default_template=templates[0],
+                         stands_for=getattr(spec, "analogue", name)))
+    frame = pd.DataFrame(rows).set_index("task")
+    return frame.astype({c: "Int64" for c in frame.columns if c.startswith("n_")})
+
+
+def transplant_table(clip: ClipBundle, contexts: dict, tasks: Sequence[TaskFeatures]) -> pd.DataFrame:
+    """Test accuracy (%) of unified contexts moved between tasks.
+
+    ``contexts`` maps the task a context was learned on to its ``PromptLearner``; each is rebuilt for every
+    task's class names (``PromptLearner.with_classnames``: same ``ctx``, new class tokens) and tested there.
+    Rows: the task the context comes from, then ``zero-shot`` (each task's default template) for reference;
+    columns: the task it is tested on.
+    """
+    from .classifier import CoOpClassifier
+
+    table = {}
+    for source, learner in contexts.items():
+        table[source] = {task.name: 100 * features_accuracy(
+            CoOpClassifier(clip, learner.with_classnames(clip, task.classnames)), task.test) for task in tasks}
+    table["zero-shot"] = {task.name: 100 * _accuracy(zero_shot_classifier(clip, task.classnames, task.templates[0]),
+                                                     task.test) for task in tasks}
+    return pd.DataFrame(table).T.rename_axis(index="context learned on", columns="tested on")
+
+
+def vocabulary_neighbour_distance(clip: ClipBundle) -> torch.Tensor:
+    """For every candidate word of ``interpret.nearest_tokens`` (trained, whole-word tokens): the Euclidean
+    distance to its nearest *other* word ``(V,)``: how far apart words are in the token-embedding space, the
+    scale against which a context vector's distance to its nearest word can be judged."""
+    from .interpret import vocabulary
+
+    ids = vocabulary(clip)
+    table = clip.model.token_embedding.weight.detach().float().cpu()[ids]
+    distances = torch.cdist(table, table, compute_mode="donot_use_mm_for_euclid_dist")
+    distances.fill_diagonal_(float("inf"))
+    return distances.min(dim=1).values
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A cache of learned contexts, so the notebooks after the shot sweep reuse its runs instead of training again.
+# ---------------------------------------------------------------------------------------------------------------
+
+# The modules whose code decides what a run learns (and, below, the functions of this one): any edit to them
+# invalidates every cached context.
+_TRAINING_CODE = ("training.py", "prompt_learner.py", "text_encoder.py", "classifier.py", "few_shot.py",
+                  "features.py", "checkpoint.py")
+
+
+def cache_dir_for(world) -> Path:
+    """Where a world keeps cached runs: ``<data root>/cache/<backbone>`` (data root: the world's, else
+    ``$COOP_DATA``, else ``./data``, as ``load_task`` finds data)."""
+    root = Path(world.data_root) if world.data_root is not None else Path(os.environ.get("COOP_DATA", "data"))
+    return root / "cache" / str(world.backbone).replace("/", "-")
+
+
+def _digest(*parts: bytes) -> str:
+    digest = hashlib.sha1()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()[:16]
+
+
+def _weights_fingerprint(clip: ClipBundle) -> str:
+    """A hash of a few weights of both towers: a retrained model never reuses another's contexts."""
+    model = clip.model
+    tensors = [next(model.visual.parameters()), model.token_embedding.weight[:64], model.positional_embedding,
+               model.text_projection if isinstance(model.text_projection, torch.Tensor) else model.text_projection.weight]
+    return _digest(*(t.detach().float().cpu().contiguous().numpy().tobytes() for t in tensors))
+
+
+def _code_fingerprint() -> str:
+    import inspect
+
+    here = Path(__file__).parent
+    own = [inspect.getsource(f).encode() for f in (fit_coop, TaskFeatures.few_shot, subset_features, encode_task)]
+    return _digest(*((here / name).read_bytes() for name in _TRAINING_CODE), *own)
+
+
+def coop_cache_path(cache_dir: Union[str, Path], clip: ClipBundle, task: TaskFeatures, shots: int,
+                    config: CoOpConfig) -> Path:
+    """The file a CoOp run is cached in; its name hashes everything the run depends on: the model's weights,
+    the task's features (name, sizes, how the views were made), shots, the config (seed included) and the
+    training code."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("progress", "device")}
+    key = json.dumps({"model": clip.name, "pretrained": str(clip.pretrained), "weights": _weights_fingerprint(clip),
+                      "task": task.name, "classnames": task.classnames, "n_train": task.train.n_images,
+                      "n_val": task.val.n_images, "views": {k: task.train_views.meta.get(k) for k in
+                                                            ("n_views", "seed", "transform", "image_size")},
+                      "shots": shots, "config": settings, "code": _code_fingerprint()}, sort_keys=True, default=str)
+    return Path(cache_dir) / task.name / f"coop_{shots}shots_seed{config.seed}_{_digest(key.encode())}.safetensors"
+
+
+def _cached_result(path: Path, clip: ClipBundle, task: TaskFeatures, config: CoOpConfig) -> TrainResult:
+    """A ``TrainResult`` rebuilt from a cached context (its history comes from the cache's metadata)."""
+    from .checkpoint import read_context
+
+    learner = load_context(path, clip, classnames=task.classnames)
+    classifier = CoOpClassifier(clip, learner, truncate_text=config.truncate_text and config.cached,
+                                text_chunk_size=config.text_chunk_size)
+    classifier.eval()
+    history = read_context(path)[1].get("extra", {}).get("history", [])
+    return TrainResult(learner, classifier, history, config)

@@ -36,9 +36,14 @@ IMAGENET_CLASSNAMES: tuple[str, ...] = tuple(open_clip.IMAGENET_CLASSNAMES)
 
 
 def dataset_template(dataset: str) -> str:
-    """The default hand-written template of ``dataset`` (e.g. ``"eurosat"``)."""
+    """The default hand-written template of ``dataset`` (``"eurosat"``, or an embedded task like ``"shapes"``)."""
     key = dataset.lower().replace("-", "_")
-    if key not in DATASET_TEMPLATES:
-        raise ValueError(f"No default template for dataset {dataset!r}. Known: {', '.join(sorted(DATASET_TEMPLATES))}; "
-                         f"or pass templates='a photo of a {{}}.' explicitly.")
-    return DATASET_TEMPLATES[key]
+    if key in DATASET_TEMPLATES:
+        return DATASET_TEMPLATES[key]
+    from .world.tasks import TASKS  # embedded tasks keep their prompts with their recipe
+
+    if key in TASKS:
+        return TASKS[key].templates[0]
+    raise ValueError(f"No default template for dataset {dataset!r}. Known: "
+                     f"{', '.join(sorted(DATASET_TEMPLATES) + sorted(TASKS))}; "
+                     f"or pass templates='a photo of a {{}}.' explicitly.")

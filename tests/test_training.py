@@ -38,10 +38,12 @@ def test_paper_preset_is_the_official_recipe():
     assert ct.CoOpConfig.paper(16, lr=0.01).lr == 0.01  # overrides
 
 
-def test_embedded_preset_uses_adam_and_few_epochs():
+def test_embedded_preset_uses_adam_with_the_paper_epochs():
+    from coop_tutorial.training import EMBEDDED_RECIPE, PAPER_EPOCHS
+
     config = ct.CoOpConfig.embedded(16)
-    assert config.optimizer == "adam" and config.lr == pytest.approx(1e-2)
-    assert config.epochs < ct.CoOpConfig.paper(16).epochs
+    assert config.optimizer == "adam" and config.lr == EMBEDDED_RECIPE["lr"] and config.warmup_epochs == 0
+    assert [ct.CoOpConfig.embedded(k).epochs for k in PAPER_EPOCHS] == list(PAPER_EPOCHS.values())
     assert ct.CoOpConfig.embedded(1, epochs=3).epochs == 3
 
 

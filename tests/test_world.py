@@ -103,3 +103,17 @@ def test_unknown_task_is_a_clear_error():
 
 def test_patterns_task_names_every_pattern():
     assert len(TASKS["patterns"].classes) == len(PATTERNS)
+
+
+def test_embedded_tasks_have_default_templates():
+    from coop_tutorial.templates import dataset_template
+
+    assert dataset_template("shapes") == TASKS["shapes"].templates[0]
+    assert dataset_template("eurosat") == "a centered satellite photo of {}."
+    with pytest.raises(ValueError, match="No default template"):
+        dataset_template("not_a_task")
+
+
+def test_every_main_task_has_at_least_six_prompts():
+    for spec in TASKS.values():
+        assert len(spec.templates) >= 6 and all("{}" in t for t in spec.templates), spec.name

@@ -129,7 +129,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     if args.json:
         args.json.write_text(json.dumps({"summary": report.summary.reset_index().to_dict(orient="records"),
                                          "shift": None if report.shift is None else report.shift.to_dict(),
-                                         "checks": report.checks}, indent=1))
+                                         "checks": [(n, bool(ok), d) for n, ok, d in report.checks]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .corpus import sample_scene
 from .render import Scene, render
 from .vocabulary import COLOURS, PATTERNS, SHAPES
 
-WORLD_VERSION = 2  # bump when drawing changes, so stale caches are not reused
+WORLD_VERSION = 3  # bump when drawing changes, so stale caches are not reused
 IMAGE_SIZE = 32
 SPLITS = ("train", "val", "test")
 
@@ -89,12 +89,20 @@ _register(TaskSpec(
                "there are {} shapes.", "a {}."),
     fixed={"style": "photo", "size": "small"},
     analogue="UCF101 / SUN397: a scene-level property the class words describe only loosely"))
+_COUNT_NAMES = ("one", "two", "three", "four")
 _register(TaskSpec(
-    name="thermal", label="shape", classes=_SHAPES, classnames=_SHAPES,
-    templates=("a thermal image of a {}.", "a photo of a {}.", "an infrared photo of a {}.", "a heat map of a {}.",
-               "a {}.", "a picture of a {}.", "a {} seen by a thermal camera."),
-    fixed={"style": "thermal", "count": (1, 2)},
-    analogue="EuroSAT: an imaging domain that is rare in the pretraining captions"))
+    name="thermal", label="count", classes=(1, 2, 3, 4), classnames=_COUNT_NAMES,
+    templates=("a thermal image of {} objects.", "a photo of {} objects.", "an infrared photo of {} things.",
+               "{} shapes.", "a thermal image of {} shapes.", "there are {} shapes.", "a photo of {}."),
+    fixed={"style": "thermal", "size": "small"},
+    analogue="EuroSAT: a sensor domain rare in the captions (thermal camera), where the question (how many "
+             "hot objects?) is one captions answer only loosely"))
+_register(TaskSpec(
+    name="sketches", label="count", classes=(1, 2, 3, 4), classnames=_COUNT_NAMES,
+    templates=("a sketch of {} shapes.", "a drawing of {} shapes.", "a photo of {} objects.", "{} shapes.",
+               "line art of {} shapes.", "there are {} shapes.", "a photo of {}."),
+    fixed={"style": "sketch", "size": "small"},
+    analogue="UCF101 / SUN397: a property of the whole picture in a style (line drawings) unlike photos"))
 
 # shifted test sets of `shapes`, standing in for ImageNet-V2 / -Sketch / -A / -R
 _SHIFT_TEST = {"test": 80}

@@ -1,0 +1,86 @@
+"""load_clip: the embedded model offline, local checkpoints, and errors that say what to do."""
+import pytest
+import torch
+from PIL import Image
+
+from coop_tutorial import load_clip
+from coop_tutorial.clip_loader import EMBEDDED_MODELS, embedded_model_config, build_embedded_model
+from coop_tutorial.pretrain import save_embedded_checkpoint
+
+
+def test_tiny_loads_offline_and_encodes():
+    clip = load_clip("tiny")
+    assert clip.name == "tiny" and clip.context_length == 32 and clip.image_size == 32
+    image = clip.preprocess(Image.new("RGB", (32, 32), "red")).unsqueeze(0)
+    with torch.no_grad():
+        image_features = clip.model.encode_image(image)
+        text_features = clip.model.encode_text(clip.tokenizer(["a photo of a circle."]))
+    assert image_features.shape == text_features.shape == (1, clip.embed_dim)
+    assert not any(p.requires_grad for p in clip.model.parameters())
+    assert clip.trained_token_ids is not None and 100 < len(clip.trained_token_ids) < 2000
+    for key in ("seed", "steps", "corpus_pairs", "duration_s", "git_commit"):
+        assert key in clip.metadata
+
+
+def test_shipped_weights_are_small():
+    assert EMBEDDED_MODELS["tiny"].stat().st_size <= 20 * 2**20
+
+
+def test_untrained_words_read_as_neutral_tokens():
+    clip = load_clip("tiny")
+    table = clip.model.token_embedding.weight
+    unseen = clip.tokenizer(["zyzzyva"])[0, 1]
+    assert int(unseen) not in set(clip.trained_token_ids.tolist())
+    assert torch.allclose(table[unseen], table[clip.trained_token_ids].mean(0), atol=1e-5)
+
+
+def test_embedded_checkpoint_roundtrip(tmp_path):
+    config = embedded_model_config("tiny")
+    model = build_embedded_model(config)
+    ids = torch.tensor([0, 320, 49406, 49407])
+    path = tmp_path / "mine.safetensors"
+    save_embedded_checkpoint(model, config, ids, {"seed": 3}, path)
+    clip = load_clip("tiny", pretrained=path)
+    assert clip.metadata == {"seed": 3}
+    assert torch.equal(clip.model.visual.conv1.weight, model.visual.conv1.weight)
+    assert torch.equal(clip.model.token_embedding.weight[320], model.token_embedding.weight[320])
+
+
+def test_random_open_clip_model_loads_from_a_local_file(tmp_path):
+    import open_clip
+
+    open_clip.add_model_config  # noqa: B018 - the registry is what load_clip consults
+    model = open_clip.create_model("RN50", pretrained=None)
+    path = tmp_path / "rn50.pt"
+    torch.save(model.state_dict(), path)
+    clip = load_clip("RN50", pretrained=path)
+    assert torch.equal(clip.model.visual.conv1.weight, model.visual.conv1.weight)
+    assert clip.image_size == 224
+
+
+@pytest.mark.parametrize("name, hint", [("tinyy", "tiny"), ("ViT-B-61", "ViT-B-16"), ("resnet50", "")])
+def test_unknown_model_names_suggest_what_to_use(name, hint):
+    with pytest.raises(ValueError, match="Unknown model") as info:
+        load_clip(name)
+    assert hint in str(info.value) and "'tiny'" in str(info.value)
+
+
+def test_unknown_pretrained_tag_is_explained():
+    with pytest.raises(ValueError, match="neither a file nor a pretrained tag"):
+        load_clip("RN50", pretrained="not-a-tag")
+
+
+def test_missing_embedded_checkpoint_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="coop_tutorial.pretrain"):
+        load_clip("tiny", pretrained=tmp_path / "missing.safetensors")
+
+
+def test_hub_download_without_network_says_what_to_do(monkeypatch):
+    import open_clip
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(open_clip, "create_model", offline)
+    with pytest.raises(RuntimeError, match="pretrained='/path/to/checkpoint"):
+        load_clip("RN50", pretrained="openai")

@@ -1,0 +1,172 @@
+"""The notebook helpers of ``sweeps`` (task roles, recipes, one-word edits, ensembles, design ablations,
+transplants), on a small random CLIP and fake image tasks: fast, no shipped model needed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from coop_tutorial import CoOpConfig, PromptLearner, use_world
+from coop_tutorial.sweeps import (DESIGN_VARIANTS, coop_recipe, design_sweep, encode_task, ensemble_table,
+                                  one_word_edits, sampling_error, shot_sweep, task_overview, task_roles,
+                                  transplant_table, vocabulary_neighbour_distance, _word_distance)
+from conftest import FakeImages
+
+TEMPLATES = ["a photo of a {}.", "a picture of a {}.", "a {}.", "a photo of the {}."]
+
+
+class FakeTask(FakeImages):
+    templates = TEMPLATES
+
+
+def fake_loader(name: str, split: str) -> FakeTask:
+    names = ["circle", "square", "star"] if name == "three" else ["red", "blue"]
+    per_class = {"train": 4, "val": 2, "test": 3}[split]
+    return FakeTask(names, per_class, seed=hash((name, split)) % 1000)
+
+
+def quick(shots: int) -> CoOpConfig:
+    return CoOpConfig.embedded(shots, epochs=1, n_views=2, n_ctx=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def fake_tasks(clip32):
+    return [encode_task(clip32, name, n_views=2, load_task=fake_loader) for name in ("three", "two")]
+
+
+def test_task_roles_name_each_worlds_tasks():
+    embedded = task_roles(use_world("embedded", device="cpu"))
+    assert embedded.source in embedded.main and embedded.showcase in embedded.main
+    assert embedded.shifts and not set(embedded.shifts) & set(embedded.main)
+    real = task_roles(use_world("real", device="cpu"), only_available=False)
+    assert real.source == "imagenet" and real.showcase == "dtd"
+    assert set(real.shifts) == {"imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"}
+    assert "eurosat" in real.main and "imagenet_a" not in real.main
+
+
+def test_coop_recipe_follows_the_world():
+    assert coop_recipe(use_world("embedded", device="cpu"))(16) == CoOpConfig.embedded(16)
+    real = coop_recipe(use_world("real", device="cpu"), dataset="imagenet")
+    assert real(16) == CoOpConfig.paper(16, dataset="imagenet") and real(16).epochs == 50
+    assert coop_recipe(use_world("real", device="cpu"))(16, seed=3) == CoOpConfig.paper(16, seed=3)
+
+
+def test_sampling_error():
+    assert sampling_error(50.0, 100) == pytest.approx(5.0)
+    assert sampling_error(0.0, 10) == 0.0 and sampling_error(100.0, 10) == 0.0
+
+
+def test_word_distance_counts_words():
+    assert _word_distance("a photo of a {}.".split(), "a picture of a {}.".split()) == 1
+    assert _word_distance("a {}.".split(), "a photo of a {}.".split()) == 3
+    assert _word_distance([], ["x", "y"]) == 2
+
+
+def test_one_word_edits_pairs_and_order():
+    prompts = pd.DataFrame({"task": ["t"] * 4 + ["u"] * 2,
+                            "template": TEMPLATES + ["a {}.", "the {}."],
+                            "accuracy": [50.0, 40.0, 45.0, 60.0, 10.0, 30.0]})
+    edits = one_word_edits(prompts)
+    pairs = {(r.template_a, r.template_b) for r in edits.itertuples()}
+    # photo->picture, photo of a->photo of the, and a->the in task u; "a {}." is 3 words from the photo templates
+    assert pairs == {("a picture of a {}.", "a photo of a {}."), ("a photo of a {}.", "a photo of the {}."),
+                     ("a {}.", "the {}.")}
+    assert (edits["change"] >= 0).all()
+    assert list(edits["change"]) == sorted(edits["change"], reverse=True)
+    assert edits.iloc[0]["change"] == 20.0 and edits.iloc[0]["task"] == "u"
+
+
+def test_ensemble_table_columns(clip32, fake_tasks):
+    table = ensemble_table(clip32, fake_tasks, {"two_templates": TEMPLATES[:2]})
+    assert list(table.index) == ["three", "two"]
+    assert list(table.columns) == ["default_prompt", "mean_prompt", "best_prompt", "task_ensemble", "two_templates"]
+    assert (table["best_prompt"] >= table["mean_prompt"]).all() and table.to_numpy().max() <= 100
+
+
+def test_design_sweep_reuses_the_baseline(clip32, fake_tasks):
+    sweep = shot_sweep(clip32, fake_tasks, shots=(2,), seeds=(1,), config=quick, progress=False)
+    variants = {"default": {}, "csc": {"csc": True}}
+    design = design_sweep(clip32, fake_tasks, variants, shots=2, seeds=(1,), config=quick, baseline=sweep,
+                          progress=False)
+    assert list(design.columns) == ["task", "variant", "shots", "seed", "accuracy"]
+    assert list(design["variant"]) == ["default", "default", "csc", "csc"]
+    reused = design[design["variant"] == "default"].set_index("task")["accuracy"]
+    from_sweep = sweep[sweep["method"] == "coop"].set_index("task")["accuracy"]
+    assert reused.to_dict() == from_sweep.to_dict()
+    # without a baseline the default is trained again, with the same recipe and seed: the same numbers
+    again = design_sweep(clip32, fake_tasks[:1], {"default": {}}, shots=2, seeds=(1,), config=quick, progress=False)
+    assert again["accuracy"].iloc[0] == pytest.approx(reused["three"])
+    assert set(DESIGN_VARIANTS["class-specific"]) == {"csc"}
+
+
+def test_transplant_table_rebuilds_prompts_per_task(clip32, fake_tasks):
+    contexts = {task.name: PromptLearner(clip32, task.classnames, n_ctx=2) for task in fake_tasks}
+    table = transplant_table(clip32, contexts, fake_tasks)
+    assert list(table.index) == ["three", "two", "zero-shot"] and list(table.columns) == ["three", "two"]
+    assert table.to_numpy().min() >= 0 and table.to_numpy().max() <= 100
+
+
+def test_vocabulary_neighbour_distance_is_positive(clip32):
+    trained = torch.tensor([320, 321, 322, 1000, 2000])  # a few whole-word tokens of the CLIP vocabulary
+    clip32.trained_token_ids = trained
+    try:
+        distances = vocabulary_neighbour_distance(clip32)
+    finally:
+        clip32.trained_token_ids = None
+    assert distances.shape[0] <= len(trained) and (distances > 0).all() and torch.isfinite(distances).all()
+
+
+def test_task_overview_embedded():
+    world = use_world("embedded", device="cpu")
+    overview = task_overview(world, ["counts", "shapes_sketch"])
+    assert overview.loc["counts", "classes"] == 4 and overview.loc["counts", "n_train"] > 0
+    assert pd.isna(overview.loc["shapes_sketch", "n_train"]) and overview.loc["shapes_sketch", "n_test"] > 0
+    assert "Sketch" in overview.loc["shapes_sketch", "stands_for"]
+
+
+def test_fit_coop_cache_reuses_the_run(clip32, fake_tasks, tmp_path):
+    from coop_tutorial.sweeps import coop_cache_path, fit_coop
+    from coop_tutorial.training import features_accuracy
+
+    task = fake_tasks[0]
+    config = quick(2)
+    fresh = fit_coop(clip32, task, 2, 1, config, cache_dir=tmp_path)
+    path = coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=1, progress=False))
+    assert path.exists() and path.parent.name == task.name
+    cached = fit_coop(clip32, task, 2, 1, config, cache_dir=tmp_path)
+    assert torch.equal(cached.learner.ctx.detach(), fresh.learner.ctx.detach())
+    assert cached.history == fresh.history
+    assert features_accuracy(cached.classifier, task.test) == features_accuracy(fresh.classifier, task.test)
+    # anything the run depends on changes the file: seed, shots, config
+    others = {coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=2, progress=False)),
+              coop_cache_path(tmp_path, clip32, task, 4, config.replace(seed=1, progress=False)),
+              coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=1, lr=0.5, progress=False))}
+    assert path not in others and len(others) == 3
+    # progress is bookkeeping only
+    assert coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=1, progress=True)) == path
+
+
+def test_cache_dir_for_follows_the_data_root(tmp_path, monkeypatch):
+    from coop_tutorial.sweeps import cache_dir_for
+
+    monkeypatch.delenv("COOP_DATA", raising=False)
+    assert cache_dir_for(use_world("embedded", device="cpu")) == Path("data/cache/tiny")
+    assert cache_dir_for(use_world("real", backbone="ViT-B/16", data_root=tmp_path, device="cpu")) == \
+        tmp_path / "cache" / "ViT-B-16"
+
+
+def test_task_roles_leave_out_missing_real_datasets(tmp_path):
+    with pytest.warns(UserWarning, match="left out"):
+        roles = task_roles(use_world("real", data_root=tmp_path, device="cpu"))
+    assert roles.main == [] and roles.shifts == [] and roles.source == "imagenet"
+
+
+def test_encode_test_task_feeds_the_prompt_tables(clip32):
+    from coop_tutorial.sweeps import encode_test_task, prompt_table
+
+    task = encode_test_task(clip32, "three", load_task=fake_loader)
+    assert task.test.n_images == 9 and task.templates == TEMPLATES
+    table = prompt_table(clip32, [task])
+    assert len(table) == len(TEMPLATES) and set(table["task"]) == {"three"}
