@@ -28,20 +28,24 @@ class CoOpClassifier(nn.Module):
         text_chunk_size: memory saving: 0 (default) encodes all prompts in one batch; ``k > 0`` encodes them
             ``k`` classes at a time, checkpointed while training, so backward memory stops growing with the
             number of classes (same features, about one extra text forward per step; see ``TextEncoder``).
+        share_prefix: compute the positions every class shares (SOS + a unified context before the class
+            name) once instead of once per class (same features, fewer positions; needs ``truncate_text``).
     """
 
     def __init__(self, clip: ClipBundle, learner: PromptLearner, truncate_text: bool = True,
-                 text_chunk_size: int = 0):
+                 text_chunk_size: int = 0, share_prefix: bool = True):
         super().__init__()
         if learner.width != clip.width or learner.clip_name != clip.name:
             raise ValueError(f"The prompt learner was built for {learner.clip_name!r} (width {learner.width}) but "
                              f"the classifier gets {clip.name!r} (width {clip.width}); build both from one CLIP.")
         self.prompt_learner = learner
         self.image_encoder = clip.model.visual
-        self.text_encoder = TextEncoder(clip.model, truncate=truncate_text, chunk_size=text_chunk_size)
+        self.text_encoder = TextEncoder(clip.model, truncate=truncate_text, chunk_size=text_chunk_size,
+                                        share_prefix=share_prefix)
         self.logit_scale = clip.model.logit_scale
         self.clip = clip
         self.classnames = learner.classnames
+        self.train()  # the learner trains; the frozen encoders stay in eval mode (see train)
 
     @property
     def tokenized_prompts(self) -> torch.Tensor:
@@ -54,14 +58,19 @@ class CoOpClassifier(nn.Module):
         CLIP's ResNet towers contain BatchNorm; putting them in train mode would update their running
         statistics from few-shot batches. The official trainer never does (it only switches the prompt learner).
         """
-        super().train(mode)
-        self.image_encoder.eval()
-        self.text_encoder.eval()
+        # Only this module's flag and the learner's: walking the whole frozen CLIP on every epoch's
+        # train/eval switch cost more than a training step on the embedded model.
+        self.training = mode
+        self.prompt_learner.train(mode)
+        for frozen in (self.image_encoder, self.text_encoder):
+            if frozen.training:  # someone switched the shared CLIP to train mode: put it back
+                frozen.eval()
         return self
 
     def text_features(self) -> torch.Tensor:
         """L2-normalised class embeddings ``(n_cls, embed_dim)`` (differentiable w.r.t. ``ctx``)."""
-        features = self.text_encoder(self.prompt_learner(), self.prompt_learner.tokenized_prompts)
+        learner = self.prompt_learner
+        features = self.text_encoder(learner(), learner.tokenized_prompts, shared_prefix=learner.shared_prefix_length)
         return F.normalize(features, dim=-1)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:

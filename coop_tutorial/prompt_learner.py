@@ -123,6 +123,18 @@ class PromptLearner(nn.Module):
         index = self.layout_index.unsqueeze(-1).expand(-1, -1, prompts.shape[-1])
         return prompts.gather(1, index)
 
+    @property
+    def shared_prefix_length(self) -> int:
+        """How many leading prompt positions are the same function of ``ctx`` for every class.
+
+        SOS plus the context vectors placed before the class name when the context is unified (all of them for
+        ``end``, the first half for ``middle``); only SOS for ``front`` or a class-specific context. The text
+        encoder computes these positions once instead of once per class (``TextEncoder`` docstring).
+        """
+        if self.csc:
+            return 1
+        return 1 + {"end": self.n_ctx, "middle": self.n_ctx // 2, "front": 0}[self.class_token_position]
+
     def layout_string(self, class_index: int = 0) -> str:
         """The prompt of one class as a readable layout, e.g. ``"[SOS] [V1] [V2] golden retriever . [EOS]"``."""
         half = self.n_ctx // 2

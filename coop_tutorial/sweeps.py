@@ -24,7 +24,7 @@ from .clip_loader import ClipBundle
 from .features import FeatureSet, encode_dataset
 from .few_shot import few_shot_split, few_shot_val_split
 from .linear_probe import LinearProbe, fit_linear_probe
-from .training import CoOpConfig, TrainResult, features_accuracy, train_coop
+from .training import CoOpConfig, TrainResult, build_classifier, features_accuracy, train_coop
 from .zero_shot import template_accuracies, zero_shot_classifier
 
 DEFAULT_SHOTS = (1, 2, 4, 8, 16)
@@ -525,8 +525,7 @@ def _cached_result(path: Path, clip: ClipBundle, task: TaskFeatures, config: CoO
     from .checkpoint import read_context
 
     learner = load_context(path, clip, classnames=task.classnames)
-    classifier = CoOpClassifier(clip, learner, truncate_text=config.truncate_text and config.cached,
-                                text_chunk_size=config.text_chunk_size)
+    classifier = build_classifier(clip, learner, config)
     classifier.eval()
     history = read_context(path)[1].get("extra", {}).get("history", [])
     return TrainResult(learner, classifier, history, config)

@@ -13,12 +13,21 @@ kept for backward grow with the number of classes (the official code's memory pr
 the classes go through the tower in chunks, each under gradient checkpointing: forward keeps only each
 chunk's input and output, and backward recomputes one chunk at a time. Peak memory is then about one chunk's
 activations instead of all classes', for roughly one extra forward pass. The features are the same.
+
+The shared-prefix pass (``shared_prefix > 1``): with a unified context every class's prompt starts with the same
+rows, ``[SOS][V]_1..[V]_M`` in the ``end`` layout. Under the causal mask those positions never see the class
+name, so their hidden states are identical for every class. The official code still computes them once per
+class; here they are computed once, and each class runs only its own positions (class name, ".", EOS), attending
+to the prefix's keys and values at every layer (a key/value cache, as in text generation). With 10 classes and
+16 context vectors that is 17 + 10 x 5 positions instead of 10 x 22. Same features up to float rounding; the
+gradient reaches ``ctx`` through the one shared prefix, which is the same function of ``ctx``.
 """
 from __future__ import annotations
 
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -33,9 +42,13 @@ class TextEncoder(nn.Module):
         chunk_size: 0 (default) runs all prompts in one batch; ``k > 0`` runs them ``k`` at a time, and when
             gradients flow (training) each chunk is checkpointed, so backward holds one chunk's activations at
             a time (see the module docstring). Each chunk is truncated to its own longest prompt.
+        share_prefix: compute the leading positions that all prompts share once (``forward(shared_prefix=)``
+            says how many; see the module docstring). Only with ``truncate`` and a standard open_clip text
+            transformer (pre-norm blocks with ``nn.MultiheadAttention`` and a causal mask); otherwise ignored.
     """
 
-    def __init__(self, clip_model: nn.Module, truncate: bool = True, chunk_size: int = 0):
+    def __init__(self, clip_model: nn.Module, truncate: bool = True, chunk_size: int = 0,
+                 share_prefix: bool = True):
         super().__init__()
         if not hasattr(clip_model, "transformer") or not hasattr(clip_model, "token_embedding"):
             raise ValueError(f"{type(clip_model).__name__} has no built-in CLIP text transformer (custom text towers "
@@ -55,6 +68,8 @@ class TextEncoder(nn.Module):
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 0:
             raise ValueError(f"chunk_size must be an integer >= 0 (0: all classes in one pass), got {chunk_size!r}.")
         self.chunk_size = chunk_size
+        self.share_prefix = share_prefix
+        self._can_share = self.attn_mask is not None and all(_standard_block(b) for b in self.transformer.resblocks)
 
     def eos_positions(self, tokenized_prompts: torch.Tensor) -> torch.Tensor:
         """``(n,)`` index of each prompt's EOS token (CLIP's EOS has the highest id in its vocabulary)."""
@@ -63,7 +78,7 @@ class TextEncoder(nn.Module):
         return tokenized_prompts.argmax(dim=-1)
 
     def forward(self, prompts: torch.Tensor, tokenized_prompts: torch.Tensor,
-                truncate: Optional[bool] = None) -> torch.Tensor:
+                truncate: Optional[bool] = None, shared_prefix: int = 0) -> torch.Tensor:
         """Text features ``(n, embed_dim)``, not normalised.
 
         Args:
@@ -71,10 +86,19 @@ class TextEncoder(nn.Module):
                 ``model.token_embedding(ids)``).
             tokenized_prompts: ``(n, context_length)`` token ids, used only to find each EOS.
             truncate: override the default set at construction (``False`` = full-length official pass).
+            shared_prefix: how many leading positions are the same *function* for every prompt (e.g.
+                ``PromptLearner.shared_prefix_length``: SOS + a unified context). Equal values are not enough:
+                a class-specific context initialised from the same words must not share, or every class's
+                gradient would flow into the first class's vectors. 0 or 1 runs every prompt in full.
         """
         truncate = self.truncate if truncate is None else truncate
         eos = self.eos_positions(tokenized_prompts)
         n = prompts.shape[0]
+        if shared_prefix > 1 and truncate and self.share_prefix and self._can_share:
+            if shared_prefix > int(eos.min()):
+                raise ValueError(f"shared_prefix={shared_prefix} reaches past a prompt's EOS (position "
+                                 f"{int(eos.min())}); it must cover only positions before every class name.")
+            return self._encode_shared(prompts, eos, shared_prefix)
         if not self.chunk_size or n <= self.chunk_size:
             return self._encode(prompts, eos, truncate)
         # Checkpointing only pays when autograd would keep activations (a context that requires grad).
@@ -97,8 +121,79 @@ class TextEncoder(nn.Module):
             attn_mask = attn_mask[:length, :length]
         x = prompts[:, :length].to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
         x = self.transformer(x, attn_mask=attn_mask)  # (n, length, width); open_clip handles batch_first
+        return self._project(x[torch.arange(x.shape[0], device=x.device), eos])  # EOS rows (n, width)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """``ln_final`` and ``text_projection`` of EOS hidden states ``(n, width)`` (LayerNorm is per row)."""
         x = self.ln_final(x)
-        x = x[torch.arange(x.shape[0], device=x.device), eos]  # (n, width)
         if isinstance(self.text_projection, nn.Linear):
             return self.text_projection(x)
         return x @ self.text_projection
+
+    def _encode_shared(self, prompts: torch.Tensor, eos: torch.Tensor, shared: int) -> torch.Tensor:
+        """Features of prompts whose first ``shared`` positions are common to all, computed once (see above)."""
+        length = int(eos.max()) + 1
+        x = prompts[:, :length].to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
+        prefix, rest = x[:1, :shared], x[:, shared:]  # (1, P, width), (n, S, width)
+        blocks = list(self.transformer.resblocks)
+        # The prefix alone is a causal pass of P positions; keep each layer's input (for its keys and values).
+        prefix_inputs = []
+        for i, block in enumerate(blocks):
+            prefix_inputs.append(prefix)
+            if i + 1 < len(blocks):  # the last layer's prefix output is never read
+                prefix = _block_forward(block, prefix, None)
+        eos_rest = eos - shared
+        if not self.chunk_size or rest.shape[0] <= self.chunk_size:
+            return self._project(_run_rest(blocks, prefix_inputs, rest, eos_rest))
+        recompute = torch.is_grad_enabled() and rest.requires_grad
+        chunks = []
+        for start in range(0, rest.shape[0], self.chunk_size):
+            # Each chunk runs only up to its own longest prompt, like the unshared chunked pass.
+            chunk_eos = eos_rest[start:start + self.chunk_size]
+            chunk = rest[start:start + self.chunk_size, :int(chunk_eos.max()) + 1]
+            if recompute:
+                chunks.append(checkpoint(_run_rest, blocks, prefix_inputs, chunk, chunk_eos, use_reentrant=False))
+            else:
+                chunks.append(_run_rest(blocks, prefix_inputs, chunk, chunk_eos))
+        return self._project(torch.cat(chunks))
+
+
+def _standard_block(block: nn.Module) -> bool:
+    """True for open_clip's pre-norm ``ResidualAttentionBlock`` (the CLIP text block) that ``_block_forward`` mirrors."""
+    attn = getattr(block, "attn", None)
+    return (isinstance(attn, nn.MultiheadAttention) and attn._qkv_same_embed_dim and attn.in_proj_weight is not None
+            and not hasattr(block, "ln_1_kv") and all(hasattr(block, a) for a in ("ln_1", "ln_2", "mlp", "ls_1", "ls_2")))
+
+
+def _block_forward(block: nn.Module, x: torch.Tensor, past: Optional[torch.Tensor]) -> torch.Tensor:
+    """One pre-norm residual block on positions ``x`` ``(n, S, width)`` that follow the positions whose block
+    input is ``past`` ``(1, P, width)`` (None: ``x`` starts the sequence). Causal: each position attends to
+    all of ``past`` and to ``x`` up to itself. Same computation as ``ResidualAttentionBlock.forward``."""
+    attn = block.attn
+    n, s, width = x.shape
+    heads = attn.num_heads
+
+    def split(t: torch.Tensor) -> torch.Tensor:  # (b, L, width) -> (b, heads, L, head_dim)
+        return t.unflatten(-1, (heads, width // heads)).transpose(1, 2)
+
+    q, k, v = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    q, k, v = split(q), split(k), split(v)
+    p = 0
+    if past is not None:
+        p = past.shape[1]
+        _, k_past, v_past = F.linear(block.ln_1(past), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        k = torch.cat([split(k_past).expand(n, -1, -1, -1), k], dim=2)
+        v = torch.cat([split(v_past).expand(n, -1, -1, -1), v], dim=2)
+    # Position i of x (absolute p + i) sees keys 0 .. p + i.
+    allowed = torch.ones(s, p + s, dtype=torch.bool, device=x.device).tril(diagonal=p)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    out = attn.out_proj(out.transpose(1, 2).reshape(n, s, width))
+    x = x + block.ls_1(out)
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def _run_rest(blocks: list, prefix_inputs: list, rest: torch.Tensor, eos_rest: torch.Tensor) -> torch.Tensor:
+    """EOS hidden states ``(n, width)`` of the per-class positions ``rest`` after the shared prefix."""
+    for block, past in zip(blocks, prefix_inputs):
+        rest = _block_forward(block, rest, past)
+    return rest[torch.arange(rest.shape[0], device=rest.device), eos_rest]

@@ -70,6 +70,7 @@ class CoOpConfig:
     n_views: int = 8  # augmented views per image (random resized crop + flip); 0 = the eval view only
     cached: bool = True
     truncate_text: bool = True  # text pass only up to the longest prompt (cached loop only)
+    share_prefix: bool = True  # SOS + a unified context computed once, not once per class (cached loop only)
     # Memory: 0 = every class's prompt in one text batch (fastest); k > 0 = k classes at a time, checkpointed,
     # so backward holds one chunk's activations (for many classes on a small GPU; ~1 extra text forward).
     text_chunk_size: int = 0
@@ -96,7 +97,7 @@ class CoOpConfig:
                 _bad(name, value, f"a finite number {'>' if strict else '>='} {low}")
         if self.momentum >= 1:
             _bad("momentum", self.momentum, "a number in [0, 1)")
-        for name in ("csc", "cached", "truncate_text", "progress"):
+        for name in ("csc", "cached", "truncate_text", "share_prefix", "progress"):
             if not isinstance(getattr(self, name), bool):
                 _bad(name, getattr(self, name), "True or False")
         for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
@@ -176,6 +177,14 @@ class TrainResult:
 Callback = Union[Callable[[dict], None], Any]
 
 
+def build_classifier(clip: ClipBundle, learner: PromptLearner, config: CoOpConfig) -> CoOpClassifier:
+    """The classifier a config trains: the official structure (``cached=False``) runs the full-length text pass
+    for every class; the cached loop truncates it and computes the shared prefix once, as the config says."""
+    return CoOpClassifier(clip, learner, truncate_text=config.truncate_text and config.cached,
+                          text_chunk_size=config.text_chunk_size,
+                          share_prefix=config.share_prefix and config.cached)
+
+
 def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
                val_set: Union[Dataset, FeatureSet, None] = None, config: Optional[CoOpConfig] = None,
                callbacks: Sequence[Callback] = (), classnames: Optional[Sequence[str]] = None) -> TrainResult:
@@ -207,9 +216,7 @@ def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
     generator = torch.Generator().manual_seed(config.seed)
     learner = PromptLearner(clip, names, n_ctx=config.n_ctx, ctx_init=config.ctx_init, csc=config.csc,
                             class_token_position=config.class_token_position, generator=generator)
-    # The official structure runs the full-length text pass; the cached loop may truncate.
-    classifier = CoOpClassifier(clip, learner, truncate_text=config.truncate_text and config.cached,
-                                text_chunk_size=config.text_chunk_size)
+    classifier = build_classifier(clip, learner, config)
     optimizer = _build_optimizer(learner, config)
 
     start = time.perf_counter()

@@ -46,7 +46,7 @@ def test_chunked_pass_gives_equal_features_and_gradients(clip77, csc, truncate, 
 
 def test_chunks_are_checkpointed_only_when_gradients_flow(clip77):
     learner = ct.PromptLearner(clip77, MANY_CLASSES, n_ctx=4)
-    classifier = ct.CoOpClassifier(clip77, learner, text_chunk_size=4)
+    classifier = ct.CoOpClassifier(clip77, learner, text_chunk_size=4, share_prefix=False)
     calls = []
     hook = clip77.model.transformer.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
     try:
@@ -60,6 +60,22 @@ def test_chunks_are_checkpointed_only_when_gradients_flow(clip77):
     sizes = [4, 4, 2]
     assert no_grad_calls == sizes  # no gradients: chunks, nothing to recompute
     assert calls[:3] == sizes and sorted(calls[3:]) == sorted(sizes)  # backward recomputes each chunk once
+
+
+def test_shared_prefix_chunks_are_checkpointed_too(clip77):
+    learner = ct.PromptLearner(clip77, MANY_CLASSES, n_ctx=4)
+    classifier = ct.CoOpClassifier(clip77, learner, text_chunk_size=4)
+    calls = []
+    hook = clip77.model.transformer.resblocks[0].ln_1.register_forward_hook(
+        lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        classifier.text_features().sum().backward()
+    finally:
+        hook.remove()
+    # The prefix once (batch 1), then each chunk runs its own positions (ln_1 also gives the prefix's keys
+    # inside each chunk), and backward recomputes each chunk once.
+    chunk_calls = [c for c in calls if c != 1]
+    assert calls[0] == 1 and sorted(chunk_calls) == sorted([4, 4, 2] * 2)
 
 
 def test_training_with_chunks_matches_training_without(clip32, make_dataset):

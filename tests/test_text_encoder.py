@@ -62,3 +62,74 @@ def test_no_causal_mask_means_full_length(clip32):
     finally:
         hook.remove()
     assert seen == [clip32.context_length]
+
+
+# --- shared prefix: SOS + a unified context computed once -------------------------------------------------------
+
+NAMES = CLASSNAMES + ["dog", "a very long class name with many words", "sea_turtle"]
+
+
+def _step(classifier: ct.CoOpClassifier, image_features: torch.Tensor, labels: torch.Tensor):
+    """(text features, d loss / d ctx) of one CoOp step."""
+    learner = classifier.prompt_learner
+    learner.ctx.grad = None
+    text = classifier.text_features()
+    torch.nn.functional.cross_entropy(classifier.logits_from_features(image_features, text), labels).backward()
+    return text.detach(), learner.ctx.grad.clone()
+
+
+@pytest.mark.parametrize("position", ["end", "middle", "front"])
+@pytest.mark.parametrize("csc", [False, True])
+@pytest.mark.parametrize("chunk", [0, 3])
+def test_shared_prefix_equals_the_per_class_pass(any_clip, position, csc, chunk):
+    # Word init puts equal values in every class's context: a class-specific context must still get its own
+    # gradient per class (sharing must follow the layout, not equal values).
+    learner = ct.PromptLearner(any_clip, NAMES, ctx_init="a photo of a", csc=csc, class_token_position=position)
+    with torch.no_grad():  # then break the symmetry a little, as training would
+        learner.ctx.add_(0.05 * torch.randn(learner.ctx.shape, generator=torch.Generator().manual_seed(0)))
+    shared = ct.CoOpClassifier(any_clip, learner, text_chunk_size=chunk)
+    plain = ct.CoOpClassifier(any_clip, learner, text_chunk_size=chunk, share_prefix=False)
+    generator = torch.Generator().manual_seed(1)
+    image_features = torch.randn(8, any_clip.embed_dim, generator=generator)
+    labels = torch.randint(len(NAMES), (8,), generator=generator)
+    text, grad = _step(plain, image_features, labels)
+    text_s, grad_s = _step(shared, image_features, labels)
+    torch.testing.assert_close(text_s, text, atol=1e-5, rtol=0)
+    torch.testing.assert_close(grad_s, grad, atol=1e-5, rtol=1e-4)
+    assert grad.abs().sum() > 0
+
+
+def test_shared_prefix_length_follows_the_layout(clip32):
+    def length(**kwargs):
+        return ct.PromptLearner(clip32, NAMES, n_ctx=6, **kwargs).shared_prefix_length
+    assert length() == 7 and length(class_token_position="middle") == 4
+    assert length(class_token_position="front") == 1 and length(csc=True) == 1
+
+
+def test_shared_prefix_runs_the_prefix_once(clip32):
+    # The shared positions go through each block once (batch 1); the rest run per class after them.
+    learner = ct.PromptLearner(clip32, NAMES, n_ctx=8)
+    classifier = ct.CoOpClassifier(clip32, learner)
+    seen = []
+    hooks = [clip32.model.transformer.resblocks[0].ln_1.register_forward_hook(
+        lambda module, args, out: seen.append(tuple(args[0].shape[:2])))]
+    try:
+        with torch.no_grad():
+            classifier.text_features()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    longest = int(learner.tokenized_prompts.argmax(dim=-1).max()) + 1
+    assert (1, 9) in seen and (len(NAMES), longest - 9) in seen
+    assert all(shape[0] * shape[1] < len(NAMES) * longest for shape in seen)
+
+
+def test_shared_prefix_off_for_the_official_loop_and_untouched_models(clip32):
+    learner = ct.PromptLearner(clip32, NAMES, n_ctx=4)
+    encoder = ct.TextEncoder(clip32.model, truncate=False)
+    with torch.no_grad():
+        full = encoder(learner(), learner.tokenized_prompts, shared_prefix=learner.shared_prefix_length)
+        reference = encoder(learner(), learner.tokenized_prompts)
+    assert torch.equal(full, reference)  # truncate=False: the official full-length pass, bit for bit
+    with pytest.raises(ValueError, match="shared_prefix"):
+        ct.TextEncoder(clip32.model)(learner(), learner.tokenized_prompts, shared_prefix=40)
