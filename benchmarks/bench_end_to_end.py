@@ -6,9 +6,10 @@ test split and report accuracy. Each stage is timed; the total is the median ove
 are drawn and cached on disk before timing (a first-ever run also draws them; that time is printed apart), and
 the Python start-up plus ``import coop_tutorial`` is measured once in a fresh process.
 
-The notebook sequence runs every ``notebooks/*.ipynb`` with ``jupyter nbconvert --execute`` into a temporary
-folder (the notebooks are not modified), with ``OMP_NUM_THREADS`` set to ``--threads``; when there are no
-notebooks it says so and skips.
+The notebook sequence runs copies of ``notebooks/*.ipynb`` with ``jupyter nbconvert --execute`` in a temporary
+folder outside the checkout (nothing in the checkout changes), with ``OMP_NUM_THREADS`` set to ``--threads`` and,
+by default, an empty ``COOP_DATA`` folder: a cold start, as for a new user. When there are no notebooks it says
+so and skips.
 
     python benchmarks/bench_end_to_end.py                  # task patterns, 3 repeats, then the notebooks
     python benchmarks/bench_end_to_end.py --no-notebooks
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,19 +69,30 @@ def import_seconds() -> float:
     return time.perf_counter() - start
 
 
-def run_notebooks(folder: Path, threads: int, timeout: int) -> Optional[list[dict]]:
-    """Execute each notebook of ``folder`` in order (copies go to a temporary folder); None if there are none."""
+def run_notebooks(folder: Path, threads: int, timeout: int,
+                  data_root: Optional[Path] = None) -> Optional[list[dict]]:
+    """Execute copies of the notebooks of ``folder`` in order; None if there are none.
+
+    The copies run in a temporary folder outside the checkout, so nothing in the checkout changes (executed
+    inside a checkout the notebooks refresh ``docs/figures``). ``COOP_DATA`` points at ``data_root``, or by
+    default at an empty folder: a cold start, where every task is drawn and every CoOp run trained, as for a
+    new user (the notebooks share a cache of trained runs, so a second run is much faster).
+    """
     notebooks = sorted(folder.glob("*.ipynb"))
     if not notebooks:
         return None
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     rows = []
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as work:
+        data = Path(data_root).resolve() if data_root is not None else Path(work) / "data"
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               "COOP_DATA": str(data)}
         for notebook in notebooks:
-            command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                       f"--ExecutePreprocessor.timeout={timeout}", "--output-dir", out, str(notebook)]
+            copy = Path(work) / notebook.name
+            shutil.copyfile(notebook, copy)
+            command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                       f"--ExecutePreprocessor.timeout={timeout}", str(copy)]
             start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=notebook.parent)
+            done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=work)
             seconds = time.perf_counter() - start
             status = "ok" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
             rows.append({"notebook": notebook.name, "wall time": C.fmt_seconds(seconds), "status": status,
@@ -106,6 +119,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--notebooks", type=Path, default=C.REPO / "notebooks", help="folder of *.ipynb")
     parser.add_argument("--no-notebooks", action="store_true", help="skip the notebook sequence")
     parser.add_argument("--notebook-timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--notebook-data", type=Path, default=None,
+                        help="COOP_DATA for the notebooks (default: an empty folder, a cold start); e.g. "
+                             "notebooks/data to reuse the runs a previous execution cached")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; the machine is shared)")
     parser.add_argument("--smoke", action="store_true", help="1 shot, 1 epoch, 1 repeat, random weights")
     args = parser.parse_args(argv)
@@ -143,14 +159,17 @@ def main(argv: Optional[list[str]] = None) -> None:
         print("\n## Notebook sequence: skipped (--no-notebooks / --smoke)")
         summary += "; notebooks not run"
     else:
-        notebook_rows = run_notebooks(args.notebooks, threads, args.notebook_timeout)
+        notebook_rows = run_notebooks(args.notebooks, threads, args.notebook_timeout, args.notebook_data)
         if notebook_rows is None:
             print(f"\n## Notebook sequence: skipped, no notebooks in {args.notebooks}")
             summary += "; notebooks: none to run yet"
         else:
             nb_total = sum(r["_s"] for r in notebook_rows)
             all_ok = all(r["_ok"] for r in notebook_rows)
-            print(f"\n## Notebook sequence: jupyter nbconvert --execute, OMP_NUM_THREADS={threads}\n")
+            cache = (f"COOP_DATA={args.notebook_data} (its cached runs reused)" if args.notebook_data
+                     else "an empty COOP_DATA folder (cold start: tasks drawn, every CoOp run trained)")
+            print(f"\n## Notebook sequence: jupyter nbconvert --execute on copies outside the checkout, "
+                  f"OMP_NUM_THREADS={threads}, {cache}\n")
             print(C.markdown_table([{k: v for k, v in r.items() if not k.startswith("_")} for r in notebook_rows]))
             for r in notebook_rows:
                 if not r["_ok"]:

@@ -4,6 +4,9 @@ One step = the text pass over every class's prompt, logits for a batch of 32 ima
 backward to the context, an SGD step: what each CoOp training step costs on the text side (the official loop
 adds a no-grad image-encoder pass, whose activations are freed before the text pass).
 
+Text passes: ``shared`` (our default: truncated to the longest prompt, with the prefix every class shares,
+SOS + the unified context, computed once), ``truncated`` (without sharing) and ``full`` (the official pass).
+
 The memory-saving option is ``CoOpConfig.text_chunk_size`` (``TextEncoder(chunk_size=...)``): the classes go
 through the text tower in chunks, each checkpointed, so backward holds one chunk's activations at a time.
 
@@ -16,7 +19,7 @@ extrapolated need exceeds 70% of the RAM available is not run, and its figure is
 weights and a fixed allowance for the CUDA context; see the printed assumptions.
 
     python benchmarks/bench_memory.py                 # ViT-B-16 (random weights), 1000 classes, chunks of 50
-    python benchmarks/bench_memory.py --text-pass truncated --chunk 100
+    python benchmarks/bench_memory.py --text-pass shared truncated full --chunk 100
     python benchmarks/bench_memory.py --smoke         # tiny random model, seconds
 """
 from __future__ import annotations
@@ -46,7 +49,7 @@ def worker(payload: dict) -> dict:
     learner = ct.PromptLearner(clip, C.class_names(payload["classes"]), n_ctx=payload["n_ctx"],
                                generator=torch.Generator().manual_seed(0))
     classifier = ct.CoOpClassifier(clip, learner, truncate_text=payload["truncate"],
-                                   text_chunk_size=payload["chunk"])
+                                   text_chunk_size=payload["chunk"], share_prefix=payload.get("share", False))
     generator = torch.Generator().manual_seed(1)
     image_features = F.normalize(torch.randn(payload["batch_size"], clip.embed_dim, generator=generator), dim=-1)
     labels = torch.randint(payload["classes"], (payload["batch_size"],), generator=generator)
@@ -107,7 +110,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--fit-classes", type=int, nargs="+", default=[100, 200],
                         help="smaller class counts measured for the per-class line (above --chunk, so chunking acts)")
     parser.add_argument("--chunk", type=int, default=50, help="text_chunk_size of the memory-saving runs")
-    parser.add_argument("--text-pass", nargs="+", choices=("truncated", "full"), default=["truncated", "full"])
+    parser.add_argument("--text-pass", nargs="+", choices=("shared", "truncated", "full"), default=["shared", "full"],
+                        help="shared: our default (truncated, shared prefix computed once); truncated: without "
+                             "the shared prefix; full: the official full-length pass")
     parser.add_argument("--n-ctx", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32, help="image features per step")
     parser.add_argument("--gpu-gb", type=float, default=16, help="GPU memory for the estimate, in GiB")
@@ -120,7 +125,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         return
     if args.smoke:
         args.model, args.pretrained, args.classes, args.fit_classes = "tiny", "random", 16, [8]
-        args.chunk, args.text_pass = 4, ["truncated"]
+        args.chunk, args.text_pass = 4, ["shared"]
     threads = C.set_threads(args.threads)
     print(C.machine_header(threads, "bench_memory: peak memory of one CoOp step, with and without chunking"))
     counts = sorted(set(args.fit_classes) | {args.classes})
@@ -140,7 +145,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                     results[n] = {"predicted": fit[0] + fit[1] * n if fit else guard}
                     continue
                 r = C.run_worker(SCRIPT, dict(model=args.model, pretrained=args.pretrained, classes=n,
-                                              n_ctx=args.n_ctx, truncate=text_pass == "truncated", chunk=chunk,
+                                              n_ctx=args.n_ctx, truncate=text_pass != "full",
+                                              share=text_pass == "shared", chunk=chunk,
                                               batch_size=args.batch_size, threads=threads))
                 weights = r["weights"]
                 results[n] = r

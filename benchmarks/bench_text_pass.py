@@ -1,7 +1,8 @@
 """Issue 6, item 2: the truncated text pass vs the full-context one, on the ViT-B-16 text tower, n_ctx=16.
 
 With a causal mask nothing after the last EOS can change an EOS output, so ``TextEncoder`` runs only the
-first ``max(EOS) + 1`` positions. This script times that pass against the full ``context_length`` one,
+first ``max(EOS) + 1`` positions; and the positions every class shares (SOS + a unified context) need running
+only once, so our default also computes that prefix once (the "shared" pass). This script times that pass against the full ``context_length`` one,
 forward only (evaluation) and forward + backward to the context (a training step's text cost), and reports
 the largest difference of the outputs and of the context gradients (they should agree to float rounding).
 
@@ -24,49 +25,64 @@ import torch.nn.functional as F
 import coop_tutorial as ct
 
 
-def _forward(encoder: ct.TextEncoder, learner: ct.PromptLearner, truncate: bool) -> torch.Tensor:
+# The passes compared: (truncate, share the prefix). "full" is the official pass; "shared" is our default.
+PASSES = {"full": (False, False), "truncated": (True, False), "shared": (True, True)}
+
+
+def _encode(encoder: ct.TextEncoder, learner: ct.PromptLearner, name: str) -> torch.Tensor:
+    truncate, share = PASSES[name]
+    return encoder(learner(), learner.tokenized_prompts, truncate=truncate,
+                   shared_prefix=learner.shared_prefix_length if share else 0)
+
+
+def _forward(encoder: ct.TextEncoder, learner: ct.PromptLearner, name: str) -> torch.Tensor:
     """Text features ``(n_cls, embed_dim)`` without gradients."""
     with torch.no_grad():
-        return encoder(learner(), learner.tokenized_prompts, truncate=truncate)
+        return _encode(encoder, learner, name)
 
 
 def _forward_backward(encoder: ct.TextEncoder, learner: ct.PromptLearner, direction: torch.Tensor,
-                      truncate: bool) -> torch.Tensor:
+                      name: str) -> torch.Tensor:
     """Gradient of a CoOp-like scalar (normalised features against fixed image directions) w.r.t. ``ctx``."""
     learner.ctx.grad = None
-    features = F.normalize(encoder(learner(), learner.tokenized_prompts, truncate=truncate), dim=-1)
+    features = F.normalize(_encode(encoder, learner, name), dim=-1)
     (features @ direction).logsumexp(dim=0).sum().backward()
     return learner.ctx.grad.clone()
 
 
 def measure(clip: "ct.ClipBundle", n_classes: int, n_ctx: int, repeats: int) -> dict:
-    """Timings (per repeat) and output differences of the two passes for ``n_classes`` prompts."""
+    """Timings (per repeat) and output differences of the three passes for ``n_classes`` prompts."""
     learner = ct.PromptLearner(clip, C.class_names(n_classes), n_ctx=n_ctx,
                                generator=torch.Generator().manual_seed(0))
     encoder = ct.TextEncoder(clip.model)
     direction = F.normalize(torch.randn(clip.embed_dim, 32, generator=torch.Generator().manual_seed(1)), dim=0)
-    times: dict[str, list[float]] = {key: [] for key in ("fwd_trunc", "fwd_full", "bwd_trunc", "bwd_full")}
+    times: dict[str, list[float]] = {f"{kind}_{name}": [] for kind in ("fwd", "bwd") for name in PASSES}
+    names = list(PASSES)
     for repeat in range(repeats + 1):  # repeat 0 warms up and is not recorded
-        order = (True, False) if repeat % 2 else (False, True)
-        for truncate in order:
-            fwd, _ = C.timed(lambda: _forward(encoder, learner, truncate))
-            bwd, _ = C.timed(lambda: _forward_backward(encoder, learner, direction, truncate))
+        order = names[repeat % len(names):] + names[:repeat % len(names)]  # rotate who goes first
+        for name in order:
+            fwd, _ = C.timed(lambda: _forward(encoder, learner, name))
+            bwd, _ = C.timed(lambda: _forward_backward(encoder, learner, direction, name))
             if repeat:
-                suffix = "trunc" if truncate else "full"
-                times[f"fwd_{suffix}"].append(fwd)
-                times[f"bwd_{suffix}"].append(bwd)
-    truncated, full = _forward(encoder, learner, True), _forward(encoder, learner, False)
-    grad_t = _forward_backward(encoder, learner, direction, True)
-    grad_f = _forward_backward(encoder, learner, direction, False)
-    return {
-        "times": times,
-        "positions": int(learner.tokenized_prompts.argmax(dim=-1).max()) + 1,
-        "context_length": clip.context_length,
-        "diff": float((truncated - full).abs().max()),
-        "scale": float(full.abs().max()),
-        "diff_normalised": float((F.normalize(truncated, dim=-1) - F.normalize(full, dim=-1)).abs().max()),
-        "grad_diff_rel": float((grad_t - grad_f).abs().max() / grad_f.abs().max().clamp_min(1e-30)),
-    }
+                times[f"fwd_{name}"].append(fwd)
+                times[f"bwd_{name}"].append(bwd)
+    features = {name: _forward(encoder, learner, name) for name in names}
+    grads = {name: _forward_backward(encoder, learner, direction, name) for name in names}
+    full, full_grad = features["full"], grads["full"]
+    out = {"times": times, "positions": int(learner.tokenized_prompts.argmax(dim=-1).max()) + 1,
+           "prefix": learner.shared_prefix_length, "n_classes": n_classes,
+           "context_length": clip.context_length, "scale": float(full.abs().max())}
+    for name in ("truncated", "shared"):
+        out[name] = {
+            "diff": float((features[name] - full).abs().max()),
+            "diff_normalised": float((F.normalize(features[name], dim=-1) - F.normalize(full, dim=-1)).abs().max()),
+            "grad_diff_rel": float((grads[name] - full_grad).abs().max() / full_grad.abs().max().clamp_min(1e-30))}
+    return out
+
+
+def _ratio(times: dict, kind: str, name: str) -> float:
+    """Median over repeats of (full pass time / this pass time), both from the same repeat."""
+    return C.median(f / u for f, u in zip(times[f"{kind}_full"], times[f"{kind}_{name}"]))
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -82,32 +98,43 @@ def main(argv: Optional[list[str]] = None) -> None:
     if args.smoke:
         args.model, args.pretrained, args.classes, args.repeats = "tiny", "random", [8], 1
     threads = C.set_threads(args.threads)
-    print(C.machine_header(threads, "bench_text_pass: truncated vs full-context text pass"))
+    print(C.machine_header(threads, "bench_text_pass: truncated (and shared-prefix) vs full-context text pass"))
     clip = ct.load_clip(args.model, pretrained=args.pretrained)
     print(f"\nmodel: {args.model} (pretrained={args.pretrained!r}) text tower, n_ctx={args.n_ctx}, "
-          f"ImageNet class names, {args.repeats} repeats (medians; ratios within each repeat)\n")
-    rows, results = [], []
+          f"ImageNet class names, {args.repeats} repeats (medians; ratios within each repeat). Passes: full = "
+          f"all {clip.context_length} positions for every class (official); truncated = up to the longest EOS; "
+          f"shared = truncated, with SOS + the context computed once for all classes (our default)\n")
+    time_rows, diff_rows, results = [], [], []
     for n in args.classes:
         r = measure(clip, n, args.n_ctx, args.repeats)
         t = r["times"]
-        fwd_ratio = C.median(f / u for f, u in zip(t["fwd_full"], t["fwd_trunc"]))
-        bwd_ratio = C.median(f / u for f, u in zip(t["bwd_full"], t["bwd_trunc"]))
-        results.append((n, r, fwd_ratio, bwd_ratio))
-        rows.append({
-            "classes": n, "positions run": f"{r['positions']} of {r['context_length']}",
-            "forward full": C.fmt_seconds(C.median(t["fwd_full"])),
-            "forward truncated": C.fmt_seconds(C.median(t["fwd_trunc"])), "forward speed-up": f"{fwd_ratio:.2f}x",
-            "fwd+bwd full": C.fmt_seconds(C.median(t["bwd_full"])),
-            "fwd+bwd truncated": C.fmt_seconds(C.median(t["bwd_trunc"])), "fwd+bwd speed-up": f"{bwd_ratio:.2f}x",
-            "max abs diff (features)": f"{r['diff']:.2e} (max |feature| {r['scale']:.2g})",
-            "max abs diff (normalised)": f"{r['diff_normalised']:.2e}",
-            "max rel diff (ctx grad)": f"{r['grad_diff_rel']:.2e}"})
-    print(C.markdown_table(rows))
-    fwd_ok = all(f >= 3 for _, _, f, _ in results)
-    bwd_ok = all(b >= 3 for _, _, _, b in results)
-    parts = ", ".join(f"{n} classes {f:.2f}x forward / {b:.2f}x fwd+bwd ({r['positions']} of "
-                      f"{r['context_length']} positions, max abs diff {r['diff']:.1e})" for n, r, f, b in results)
-    print(f"\nSUMMARY: truncated text pass vs full context on {args.model}: {parts}; target >=3x: forward "
+        ratios = {(kind, name): _ratio(t, kind, name) for kind in ("fwd", "bwd") for name in ("truncated", "shared")}
+        results.append((n, r, ratios))
+        positions = r["positions"]
+        for name, run in (("full", f"{n} x {r['context_length']}"), ("truncated", f"{n} x {positions}"),
+                          ("shared", f"{r['prefix']} + {n} x {positions - r['prefix']}")):
+            time_rows.append({
+                "classes": n, "pass": name, "positions run": run,
+                "forward": C.fmt_seconds(C.median(t[f"fwd_{name}"])),
+                "forward speed-up": "1x" if name == "full" else f"{ratios[('fwd', name)]:.2f}x",
+                "fwd+bwd": C.fmt_seconds(C.median(t[f"bwd_{name}"])),
+                "fwd+bwd speed-up": "1x" if name == "full" else f"{ratios[('bwd', name)]:.2f}x"})
+        for name in ("truncated", "shared"):
+            d = r[name]
+            diff_rows.append({"classes": n, "pass vs full": name,
+                              "max abs diff (features)": f"{d['diff']:.2e} (max |feature| {r['scale']:.2g})",
+                              "max abs diff (normalised)": f"{d['diff_normalised']:.2e}",
+                              "max rel diff (ctx grad)": f"{d['grad_diff_rel']:.2e}"})
+    print(C.markdown_table(time_rows))
+    print()
+    print(C.markdown_table(diff_rows))
+    fwd_ok = all(ratios[("fwd", "truncated")] >= 3 for _, _, ratios in results)
+    bwd_ok = all(ratios[("bwd", "truncated")] >= 3 for _, _, ratios in results)
+    parts = ", ".join(
+        f"{n} classes truncated {ratios[('fwd', 'truncated')]:.2f}x forward / {ratios[('bwd', 'truncated')]:.2f}x "
+        f"fwd+bwd, shared prefix {ratios[('fwd', 'shared')]:.2f}x / {ratios[('bwd', 'shared')]:.2f}x (max abs diff "
+        f"{max(r['truncated']['diff'], r['shared']['diff']):.1e})" for n, r, ratios in results)
+    print(f"\nSUMMARY: text pass vs full context on {args.model}: {parts}; target >=3x (truncated): forward "
           f"{C.holds(fwd_ok)}, forward+backward {C.holds(bwd_ok)}.")
 
 

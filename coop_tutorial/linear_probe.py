@@ -2,7 +2,8 @@
 
 The regularisation strength is chosen on the validation split as CoOp's ``lpclip/linear_probe.py`` does:
 a coarse log grid ``C = 1e6, 1e4, ..., 1e-6``, then a bisection in log space around the best value
-(``n_steps`` rounds, each comparing the two ends of the current interval). One difference: we fit on
+(``n_steps`` rounds, each comparing the two ends of the current interval; an end kept from the previous
+round is not fitted again). One difference: we fit on
 L2-normalised features (what CoOp itself classifies with); lpclip feeds raw features.
 """
 from __future__ import annotations
@@ -78,12 +79,17 @@ def fit_linear_probe(train: Data, val: Optional[Data] = None, C: Optional[float]
     xv, yv = _unpack(val, all_views=False)
     check_labels(yv, range(n_classes))
     search: list[tuple[float, float]] = []
+    x, xv = _normalise(x), _normalise(xv)  # once, not once per fit
+    fitted: dict[float, tuple[float, LogisticRegression]] = {}
 
     def score(c: float) -> tuple[float, LogisticRegression]:
-        model = _fit(x, y, c, max_iter)
-        acc = float((torch.as_tensor(model.predict(_normalise(xv))) == yv).float().mean())
-        search.append((c, acc))
-        return acc, model
+        # The bisection keeps one end of its interval from the previous round: fit each C once.
+        if c not in fitted:
+            model = _fit(x, y, c, max_iter, normalised=True)
+            acc = float((torch.as_tensor(model.predict(xv)) == yv).float().mean())
+            search.append((c, acc))
+            fitted[c] = (acc, model)
+        return fitted[c]
 
     coarse = [score(c) for c in COARSE_GRID]
     peak = int(np.argmax([acc for acc, _ in coarse]))
@@ -99,10 +105,11 @@ def fit_linear_probe(train: Data, val: Optional[Data] = None, C: Optional[float]
     return LinearProbe(best_model, float(best_c), n_classes, classnames, best_acc, search)
 
 
-def _fit(x: np.ndarray, y: torch.Tensor, C: float, max_iter: int) -> LogisticRegression:
+def _fit(x, y: torch.Tensor, C: float, max_iter: int, normalised: bool = False) -> LogisticRegression:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # very large C on separable few-shot data
-        return LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs").fit(_normalise(x), y.numpy())
+        features = x if normalised else _normalise(x)
+        return LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs").fit(features, y.numpy())
 
 
 def _normalise(features) -> np.ndarray:

@@ -146,6 +146,8 @@ def test_fit_coop_cache_reuses_the_run(clip32, fake_tasks, tmp_path):
     assert path not in others and len(others) == 3
     # progress is bookkeeping only
     assert coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=1, progress=True)) == path
+    # how often validation is reported does not change what is learned: a sweep's run serves a notebook's call
+    assert coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=1, eval_every=3, progress=False)) == path
 
 
 def test_cache_dir_for_follows_the_data_root(tmp_path, monkeypatch):
