@@ -209,10 +209,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--workers", type=int, default=defaults.workers, help="processes drawing the corpus")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the model")
     parser.add_argument("--out", type=Path, default=Path("runs/tiny_clip.safetensors"))
+    parser.add_argument("--model-config", type=Path, default=EMBEDDED_CONFIGS["tiny"],
+                        help="architecture JSON (default: the shipped tiny_clip.json), e.g. to try a wider tower")
     args = parser.parse_args(argv)
+    if not args.model_config.is_file():
+        parser.error(f"--model-config {args.model_config} is not a file; copy "
+                     f"{EMBEDDED_CONFIGS['tiny']} and edit it.")
     cfg = PretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          workers=args.workers, threads=args.threads)
-    metadata = pretrain(cfg, args.out)
+    metadata = pretrain(cfg, args.out, args.model_config)
     print(json.dumps({k: v for k, v in metadata.items() if k != "config"}, indent=1))
 
 

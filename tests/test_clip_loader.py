@@ -84,3 +84,23 @@ def test_hub_download_without_network_says_what_to_do(monkeypatch):
     monkeypatch.setattr(open_clip, "create_model", offline)
     with pytest.raises(RuntimeError, match="pretrained='/path/to/checkpoint"):
         load_clip("RN50", pretrained="openai")
+
+
+def test_pretrain_command_with_another_architecture(tmp_path):
+    # `--model-config` pretrains another architecture; the checkpoint carries it, so load_clip rebuilds it.
+    import json
+
+    from coop_tutorial import pretrain
+    from coop_tutorial.clip_loader import EMBEDDED_CONFIGS
+
+    config = json.loads(EMBEDDED_CONFIGS["tiny"].read_text())
+    config["vision_cfg"]["width"] = 8
+    (tmp_path / "wide.json").write_text(json.dumps(config))
+    out = tmp_path / "tiny_w8.safetensors"
+    pretrain.main(["--steps", "2", "--batch-size", "8", "--workers", "0", "--threads", "1",
+                   "--model-config", str(tmp_path / "wide.json"), "--out", str(out)])
+    clip = load_clip("tiny", pretrained=out)
+    assert clip.model.visual.conv1.out_channels == 4  # ModifiedResNet's stem starts at width // 2
+    assert (tmp_path / "tiny_w8.log.csv").exists()
+    with pytest.raises(SystemExit):
+        pretrain.main(["--steps", "1", "--model-config", str(tmp_path / "missing.json"), "--out", str(out)])
