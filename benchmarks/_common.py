@@ -128,23 +128,12 @@ def holds(ok: bool) -> str:
 
 
 def class_names(n: int) -> list[str]:
-    """``n`` distinct class names: ImageNet's (realistic token lengths, so a truncated pass is not flattered),
-    then numbered copies of them beyond 1000.
-
-    CLIP's cleaned ImageNet list names two classes "missile" and two "sunglasses"; ``PromptLearner`` refuses
-    duplicates, so a repeated name gets its index as a qualifier (``"missile (744)"``).
-    """
+    """``n`` distinct class names: ImageNet's (``ct.IMAGENET_CLASSNAMES``, 1000 distinct names with realistic
+    token lengths, so a truncated pass is not flattered), then numbered copies of them beyond 1000."""
     from coop_tutorial import IMAGENET_CLASSNAMES
 
     base = list(IMAGENET_CLASSNAMES)
-    names, seen = [], set()
-    for i in range(n):
-        name = base[i % len(base)] + ("" if i < len(base) else f" {i // len(base)}")
-        if name.lower() in seen:
-            name = f"{name} ({i})"
-        seen.add(name.lower())
-        names.append(name)
-    return names
+    return [base[i % len(base)] + ("" if i < len(base) else f" {i // len(base)}") for i in range(n)]
 
 
 def too_big_for_ram(points: Sequence[tuple[int, float]], n: int, share: float = 0.7) -> Optional[float]:

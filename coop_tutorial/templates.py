@@ -32,7 +32,13 @@ DATASET_TEMPLATES: dict[str, str] = {
 CLIP_IMAGENET_TEMPLATES: tuple[str, ...] = tuple(t("{}") for t in open_clip.OPENAI_IMAGENET_TEMPLATES)
 # The 7-template subset CLIP's prompt-engineering notebook found almost as good as all 80.
 CLIP_IMAGENET_TEMPLATES_SMALL: tuple[str, ...] = tuple(t("{}") for t in open_clip.SIMPLE_IMAGENET_TEMPLATES)
-IMAGENET_CLASSNAMES: tuple[str, ...] = tuple(open_clip.IMAGENET_CLASSNAMES)
+# open_clip's copy of CLIP's cleaned ImageNet names calls two classes "missile" (657 and 744) and two
+# "sunglasses" (836 and 837). Two classes with one prompt cannot be told apart (and PromptLearner refuses
+# duplicate names), so the second of each pair gets its WordNet name, as CLIP's own notebook list has it:
+# 744 is n04008634 "projectile, missile", 836 is n04355933 "sunglass" (a burning glass).
+_IMAGENET_RENAMES = {744: "projectile", 836: "sunglass"}
+IMAGENET_CLASSNAMES: tuple[str, ...] = tuple(_IMAGENET_RENAMES.get(i, name)
+                                             for i, name in enumerate(open_clip.IMAGENET_CLASSNAMES))
 
 
 def dataset_template(dataset: str) -> str:

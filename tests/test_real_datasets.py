@@ -9,6 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+import coop_tutorial as ct
+
 from coop_tutorial.datasets import (REAL_DATASETS, DatasetLayoutError, DatasetNotFoundError, GeneratedSplitWarning,
                                     ImageListDataset, IncompleteDatasetWarning, UnreadableImageError,
                                     load_real_dataset)
@@ -340,3 +342,13 @@ def test_sun397_without_partitions_splits_each_scene_folder(tmp_path):
     check_against(fake, "train", train)
     for split in ("val", "test"):
         check_against(fake, split, load(fake, split))
+
+
+def test_default_imagenet_names_are_distinct_and_promptable(clip77):
+    # open_clip's list repeats "missile" and "sunglasses": two classes with one prompt cannot be told apart.
+    names = list(imagenet_default_classnames().values())
+    assert len(names) == 1000 and len(set(names)) == 1000
+    assert names[744] == "projectile" and names[836] == "sunglass"
+    assert list(ct.IMAGENET_CLASSNAMES) == names
+    learner = ct.PromptLearner(clip77, names, n_ctx=4)
+    assert learner.n_cls == 1000

@@ -218,8 +218,9 @@ def imagenet_wnids(subset: str = "imagenet") -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def imagenet_default_classnames() -> dict[str, str]:
-    """wnid -> CLIP's cleaned class name: what CoOp's classnames.txt holds, used when that file is absent."""
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+    """wnid -> CLIP's cleaned class name (used when the dataset folder has no classnames.txt), with the two
+    duplicated names of open_clip's copy made distinct (see ``templates.IMAGENET_CLASSNAMES``)."""
+    from ..templates import IMAGENET_CLASSNAMES
 
     return dict(zip(imagenet_wnids("imagenet"), IMAGENET_CLASSNAMES, strict=True))
 
