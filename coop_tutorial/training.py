@@ -1,12 +1,13 @@
 """Training CoOp: the paper's recipe, on cached image features.
 
 The loop is the official one (cross-entropy on ``logit_scale.exp() * cos``, only ``ctx`` optimised, lr set
-per epoch by a cosine schedule after a constant warm-up epoch, last incomplete batch dropped) with two
+per epoch by a cosine schedule after a constant warm-up epoch, last incomplete batch dropped) with three
 speed-ups that do not change the method:
 
 * image features are computed once, for ``n_views`` augmented views per image; each epoch every image
   uses one of its views (the official loop re-encodes a fresh augmentation at every step);
-* the text transformer runs only up to the longest prompt's EOS (see ``text_encoder.py``).
+* the text transformer runs only up to the longest prompt's EOS (see ``text_encoder.py``);
+* the positions every class shares (SOS + a unified context) run once per step, not once per class.
 
 ``cached=False`` runs the official structure instead (augment and encode every batch, full-length text pass)
 so the two can be compared.
