@@ -342,7 +342,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                       + (f" ({r['compared']})" if "chunks" in r["compared"] else "") for r in large_ratios)
     large_fast = [str(r["classes"]) for r in large_ratios if r["_epoch_ratio"] >= 20]
     verdict = (f"target >=20x per epoch {C.holds(fast)} on the embedded model"
-               + (f" (on {args.large_model}: holds at {', '.join(large_fast) or 'no'} class count(s))"
+               + (f" (on {args.large_model}: holds at "
+                  f"{(', '.join(large_fast) + ' classes') if large_fast else 'no class count'})"
                   if large_ratios else "")
                + "; accuracy within 1 point " + ("NOT ASSESSABLE (random weights)" if random_weights
                                                  else C.holds(close)))

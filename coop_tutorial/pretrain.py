@@ -157,14 +157,24 @@ def pretrain(cfg: PretrainConfig, out: Path, model_config_path: Path = EMBEDDED_
     return metadata
 
 
+# Weights are stored in fp16 (half the file; the package ships them) and loaded back as fp32.
+STORAGE_DTYPE = torch.float16
+
+
 def save_embedded_checkpoint(model: open_clip.CLIP, model_config: dict, trained_ids: torch.Tensor,
                              metadata: dict, out: Path) -> None:
-    """Write the weights with a compact token table (only rows seen in training), atomically."""
+    """Write the weights with a compact token table (only rows seen in training), in fp16, atomically."""
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     table = state.pop("token_embedding.weight")
     state["token_embedding.compact"] = table[trained_ids].contiguous()
-    state["trained_token_ids"] = trained_ids.to(torch.int32)
     state.pop("attn_mask", None)
+    _write_state(state, trained_ids, model_config, metadata, out)
+
+
+def _write_state(state: dict, trained_ids: torch.Tensor, model_config: dict, metadata: dict, out: Path) -> None:
+    state = {k: (v.to(STORAGE_DTYPE) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    state["trained_token_ids"] = trained_ids.to(torch.int32)
+    metadata = {**metadata, "storage_dtype": str(STORAGE_DTYPE).replace("torch.", "")}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".tmp", delete=False) as handle:
@@ -175,6 +185,25 @@ def save_embedded_checkpoint(model: open_clip.CLIP, model_config: dict, trained_
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def resave(checkpoint: Path, out: Path) -> dict:
+    """Rewrite an embedded checkpoint in the current storage format (fp16), weights otherwise unchanged.
+
+    For a checkpoint trained before the format changed: its metadata (seed, steps, duration, commit of the
+    training run) is kept and ``resaved_from`` records the sha1 of the file it came from.
+    """
+    import hashlib
+
+    from .clip_loader import read_embedded_checkpoint
+
+    config, state, metadata = read_embedded_checkpoint(checkpoint)
+    trained_ids = state.pop("trained_token_ids")
+    digest = hashlib.sha1(Path(checkpoint).read_bytes()).hexdigest()
+    metadata = {**metadata, "resaved_from": {"sha1": digest, "storage_dtype": str(
+        next(v for v in state.values() if v.is_floating_point()).dtype).replace("torch.", "")}}
+    _write_state(state, trained_ids, config, metadata, out)
+    return metadata
 
 
 def _write_log(log: list[dict], out: Path) -> None:
@@ -211,7 +240,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/tiny_clip.safetensors"))
     parser.add_argument("--model-config", type=Path, default=EMBEDDED_CONFIGS["tiny"],
                         help="architecture JSON (default: the shipped tiny_clip.json), e.g. to try a wider tower")
+    parser.add_argument("--resave", type=Path, default=None, metavar="CHECKPOINT",
+                        help="do not train: rewrite CHECKPOINT in the current storage format (fp16) to --out")
     args = parser.parse_args(argv)
+    if args.resave is not None:
+        metadata = resave(args.resave, args.out)
+        print(json.dumps({k: v for k, v in metadata.items() if k != "config"}, indent=1))
+        return
     if not args.model_config.is_file():
         parser.error(f"--model-config {args.model_config} is not a file; copy "
                      f"{EMBEDDED_CONFIGS['tiny']} and edit it.")

@@ -41,9 +41,10 @@ def test_embedded_checkpoint_roundtrip(tmp_path):
     path = tmp_path / "mine.safetensors"
     save_embedded_checkpoint(model, config, ids, {"seed": 3}, path)
     clip = load_clip("tiny", pretrained=path)
-    assert clip.metadata == {"seed": 3}
-    assert torch.equal(clip.model.visual.conv1.weight, model.visual.conv1.weight)
-    assert torch.equal(clip.model.token_embedding.weight[320], model.token_embedding.weight[320])
+    assert clip.metadata == {"seed": 3, "storage_dtype": "float16"}
+    # stored in fp16, so equal to the fp16 rounding of the trained weights
+    assert torch.equal(clip.model.visual.conv1.weight, model.visual.conv1.weight.half().float())
+    assert torch.equal(clip.model.token_embedding.weight[320], model.token_embedding.weight[320].half().float())
 
 
 def test_random_open_clip_model_loads_from_a_local_file(tmp_path):
@@ -102,5 +103,17 @@ def test_pretrain_command_with_another_architecture(tmp_path):
     clip = load_clip("tiny", pretrained=out)
     assert clip.model.visual.conv1.out_channels == 4  # ModifiedResNet's stem starts at width // 2
     assert (tmp_path / "tiny_w8.log.csv").exists()
+    # stored in fp16 (the shipped file must stay small), loaded as fp32
+    from safetensors import safe_open
+    with safe_open(str(out), framework="pt") as handle:
+        assert handle.get_tensor("visual.conv1.weight").dtype == torch.float16
+        assert json.loads(handle.metadata()["metadata"])["storage_dtype"] == "float16"
+    assert clip.model.visual.conv1.weight.dtype == torch.float32
+    # --resave rewrites a checkpoint in the storage format, same weights up to fp16 rounding, provenance kept
+    again = tmp_path / "again.safetensors"
+    pretrain.main(["--resave", str(out), "--out", str(again)])
+    reloaded = load_clip("tiny", pretrained=again)
+    assert torch.equal(reloaded.model.visual.conv1.weight, clip.model.visual.conv1.weight)
+    assert reloaded.metadata["steps"] == 2 and "sha1" in reloaded.metadata["resaved_from"]
     with pytest.raises(SystemExit):
         pretrain.main(["--steps", "1", "--model-config", str(tmp_path / "missing.json"), "--out", str(out)])
