@@ -136,15 +136,17 @@ class TextEncoder(nn.Module):
         x = prompts[:, :length].to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
         prefix, rest = x[:1, :shared], x[:, shared:]  # (1, P, width), (n, S, width)
         blocks = list(self.transformer.resblocks)
-        # The prefix alone is a causal pass of P positions; keep each layer's input (for its keys and values).
-        prefix_inputs = []
+        # The prefix alone is a causal pass of P positions; keep each layer's keys and values (the cache every
+        # class's positions attend to). The last layer's prefix output is never read, so it is not computed.
+        past_kv = []
         for i, block in enumerate(blocks):
-            prefix_inputs.append(prefix)
-            if i + 1 < len(blocks):  # the last layer's prefix output is never read
-                prefix = _block_forward(block, prefix, None)
+            q, k, v = _qkv(block, prefix)
+            past_kv.append((k, v))
+            if i + 1 < len(blocks):
+                prefix = _block_forward(block, prefix, q, k, v, past=0)
         eos_rest = eos - shared
         if not self.chunk_size or rest.shape[0] <= self.chunk_size:
-            return self._project(_run_rest(blocks, prefix_inputs, rest, eos_rest))
+            return self._project(_run_rest(blocks, past_kv, rest, eos_rest))
         recompute = torch.is_grad_enabled() and rest.requires_grad
         chunks = []
         for start in range(0, rest.shape[0], self.chunk_size):
@@ -152,48 +154,50 @@ class TextEncoder(nn.Module):
             chunk_eos = eos_rest[start:start + self.chunk_size]
             chunk = rest[start:start + self.chunk_size, :int(chunk_eos.max()) + 1]
             if recompute:
-                chunks.append(checkpoint(_run_rest, blocks, prefix_inputs, chunk, chunk_eos, use_reentrant=False))
+                chunks.append(checkpoint(_run_rest, blocks, past_kv, chunk, chunk_eos, use_reentrant=False))
             else:
-                chunks.append(_run_rest(blocks, prefix_inputs, chunk, chunk_eos))
+                chunks.append(_run_rest(blocks, past_kv, chunk, chunk_eos))
         return self._project(torch.cat(chunks))
 
 
 def _standard_block(block: nn.Module) -> bool:
-    """True for open_clip's pre-norm ``ResidualAttentionBlock`` (the CLIP text block) that ``_block_forward`` mirrors."""
+    """True for open_clip's pre-norm ``ResidualAttentionBlock`` (the CLIP text block) that ``_qkv`` and
+    ``_block_forward`` mirror."""
     attn = getattr(block, "attn", None)
     return (isinstance(attn, nn.MultiheadAttention) and attn._qkv_same_embed_dim and attn.in_proj_weight is not None
             and not hasattr(block, "ln_1_kv") and all(hasattr(block, a) for a in ("ln_1", "ln_2", "mlp", "ls_1", "ls_2")))
 
 
-def _block_forward(block: nn.Module, x: torch.Tensor, past: Optional[torch.Tensor]) -> torch.Tensor:
-    """One pre-norm residual block on positions ``x`` ``(n, S, width)`` that follow the positions whose block
-    input is ``past`` ``(1, P, width)`` (None: ``x`` starts the sequence). Causal: each position attends to
-    all of ``past`` and to ``x`` up to itself. Same computation as ``ResidualAttentionBlock.forward``."""
+def _qkv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries, keys and values ``(b, heads, L, head_dim)`` of a block's attention for its input ``x`` ``(b, L, width)``."""
     attn = block.attn
-    n, s, width = x.shape
-    heads = attn.num_heads
-
-    def split(t: torch.Tensor) -> torch.Tensor:  # (b, L, width) -> (b, heads, L, head_dim)
-        return t.unflatten(-1, (heads, width // heads)).transpose(1, 2)
-
+    heads, width = attn.num_heads, x.shape[-1]
     q, k, v = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-    q, k, v = split(q), split(k), split(v)
-    p = 0
-    if past is not None:
-        p = past.shape[1]
-        _, k_past, v_past = F.linear(block.ln_1(past), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-        k = torch.cat([split(k_past).expand(n, -1, -1, -1), k], dim=2)
-        v = torch.cat([split(v_past).expand(n, -1, -1, -1), v], dim=2)
-    # Position i of x (absolute p + i) sees keys 0 .. p + i.
-    allowed = torch.ones(s, p + s, dtype=torch.bool, device=x.device).tril(diagonal=p)
+    return tuple(t.unflatten(-1, (heads, width // heads)).transpose(1, 2) for t in (q, k, v))
+
+
+def _block_forward(block: nn.Module, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                   past: int) -> torch.Tensor:
+    """One pre-norm residual block on positions ``x`` ``(n, S, width)``, given the attention's queries ``q``
+    (of ``x``) and keys/values ``k``, ``v`` over the ``past`` positions before ``x`` followed by ``x``'s own.
+    Causal: each position attends to all ``past`` positions and to ``x`` up to itself. Same computation as
+    ``ResidualAttentionBlock.forward``."""
+    n, s, width = x.shape
+    # Position i of x (absolute past + i) sees keys 0 .. past + i.
+    allowed = torch.ones(s, past + s, dtype=torch.bool, device=x.device).tril(diagonal=past)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-    out = attn.out_proj(out.transpose(1, 2).reshape(n, s, width))
+    out = block.attn.out_proj(out.transpose(1, 2).reshape(n, s, width))
     x = x + block.ls_1(out)
     return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
-def _run_rest(blocks: list, prefix_inputs: list, rest: torch.Tensor, eos_rest: torch.Tensor) -> torch.Tensor:
-    """EOS hidden states ``(n, width)`` of the per-class positions ``rest`` after the shared prefix."""
-    for block, past in zip(blocks, prefix_inputs):
-        rest = _block_forward(block, rest, past)
-    return rest[torch.arange(rest.shape[0], device=rest.device), eos_rest]
+def _run_rest(blocks: list, past_kv: list, rest: torch.Tensor, eos_rest: torch.Tensor) -> torch.Tensor:
+    """EOS hidden states ``(n, width)`` of the per-class positions ``rest`` after the shared prefix, whose keys
+    and values at each layer are ``past_kv`` (``(1, heads, P, head_dim)`` each, shared by all ``n``)."""
+    n = rest.shape[0]
+    for block, (k_past, v_past) in zip(blocks, past_kv):
+        q, k, v = _qkv(block, rest)
+        k = torch.cat([k_past.expand(n, -1, -1, -1), k], dim=2)
+        v = torch.cat([v_past.expand(n, -1, -1, -1), v], dim=2)
+        rest = _block_forward(block, rest, q, k, v, past=k_past.shape[2])
+    return rest[torch.arange(n, device=rest.device), eos_rest]

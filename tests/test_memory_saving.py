@@ -72,8 +72,8 @@ def test_shared_prefix_chunks_are_checkpointed_too(clip77):
         classifier.text_features().sum().backward()
     finally:
         hook.remove()
-    # The prefix once (batch 1), then each chunk runs its own positions (ln_1 also gives the prefix's keys
-    # inside each chunk), and backward recomputes each chunk once.
+    # The prefix once (batch 1; its keys and values are reused by every chunk), then each chunk runs its own
+    # positions, and backward recomputes each chunk once.
     chunk_calls = [c for c in calls if c != 1]
     assert calls[0] == 1 and sorted(chunk_calls) == sorted([4, 4, 2] * 2)
 
