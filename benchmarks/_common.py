@@ -6,6 +6,7 @@ targets are stated as holding or not.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -195,6 +196,35 @@ def current_rss_bytes() -> int:
     except ImportError:
         fields = Path("/proc/self/statm").read_text().split()
         return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, smoke_help: str, worker: bool = False) -> None:
+    """``--threads`` and ``--smoke`` (every benchmark), and the hidden ``--worker`` of scripts that measure in
+    fresh processes (see ``run_worker`` / ``serve_worker``)."""
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; the machine is shared)")
+    parser.add_argument("--smoke", action="store_true", help=smoke_help)
+    if worker:
+        parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+
+
+def serve_worker(args: argparse.Namespace, worker: Callable[[dict], dict]) -> bool:
+    """When this process was started by ``run_worker``, run ``worker`` on its payload, report, and return True."""
+    if getattr(args, "worker", None) is None:
+        return False
+    report_worker_result(worker(json.loads(args.worker)))
+    return True
+
+
+def add_embedded_weights_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--embedded-pretrained", default="auto",
+                        help="'auto' (shipped weights, else random with a note), 'random', or a checkpoint path")
+
+
+def embedded_weights(choice: str) -> tuple[Optional[str], str]:
+    """(``pretrained`` for ``load_clip("tiny")``, a note on which weights) for ``--embedded-pretrained``."""
+    if choice == "auto":
+        return embedded_weights_note()
+    return choice, f"embedded model: tiny, weights {choice!r}"
 
 
 def embedded_weights_note() -> tuple[Optional[str], str]:

@@ -114,25 +114,20 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--shots", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="seeds 1..N (default 3)")
     parser.add_argument("--epochs", type=int, default=None, help="override CoOpConfig.embedded(shots).epochs")
-    parser.add_argument("--embedded-pretrained", default="auto",
-                        help="'auto' (shipped weights, else random with a note), 'random', or a checkpoint path")
+    C.add_embedded_weights_argument(parser)
     parser.add_argument("--notebooks", type=Path, default=C.REPO / "notebooks", help="folder of *.ipynb")
     parser.add_argument("--no-notebooks", action="store_true", help="skip the notebook sequence")
     parser.add_argument("--notebook-timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--notebook-data", type=Path, default=None,
                         help="COOP_DATA for the notebooks (default: an empty folder, a cold start); e.g. "
                              "notebooks/data to reuse the runs a previous execution cached")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; the machine is shared)")
-    parser.add_argument("--smoke", action="store_true", help="1 shot, 1 epoch, 1 repeat, random weights")
+    C.add_common_arguments(parser, "1 shot, 1 epoch, 1 repeat, random weights")
     args = parser.parse_args(argv)
     if args.smoke:
         args.shots, args.epochs, args.repeats, args.embedded_pretrained, args.no_notebooks = 1, 1, 1, "random", True
     threads = C.set_threads(args.threads)
     print(C.machine_header(threads, "bench_end_to_end: a 16-shot CoOp run and the notebook sequence"))
-    if args.embedded_pretrained == "auto":
-        pretrained, note = C.embedded_weights_note()
-    else:
-        pretrained, note = args.embedded_pretrained, f"embedded model: tiny, weights {args.embedded_pretrained!r}"
+    pretrained, note = C.embedded_weights(args.embedded_pretrained)
 
     first_draw, _ = C.timed(lambda: (ct.load_task(args.task, "train"), ct.load_task(args.task, "test")))
     start_up = import_seconds()

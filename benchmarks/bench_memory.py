@@ -25,7 +25,6 @@ weights and a fixed allowance for the CUDA context; see the printed assumptions.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Optional
@@ -116,12 +115,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--n-ctx", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32, help="image features per step")
     parser.add_argument("--gpu-gb", type=float, default=16, help="GPU memory for the estimate, in GiB")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; the machine is shared)")
-    parser.add_argument("--smoke", action="store_true", help="tiny random model, 16 classes, chunks of 4")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    C.add_common_arguments(parser, "tiny random model, 16 classes, chunks of 4", worker=True)
     args = parser.parse_args(argv)
-    if args.worker is not None:
-        C.report_worker_result(worker(json.loads(args.worker)))
+    if C.serve_worker(args, worker):
         return
     if args.smoke:
         args.model, args.pretrained, args.classes, args.fit_classes = "tiny", "random", 16, [8]

@@ -92,8 +92,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--classes", type=int, nargs="+", default=[100])
     parser.add_argument("--n-ctx", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; the machine is shared)")
-    parser.add_argument("--smoke", action="store_true", help="tiny random model, 8 classes, 1 repeat")
+    C.add_common_arguments(parser, "tiny random model, 8 classes, 1 repeat")
     args = parser.parse_args(argv)
     if args.smoke:
         args.model, args.pretrained, args.classes, args.repeats = "tiny", "random", [8], 1

@@ -26,7 +26,6 @@ classes) for one step without warm-up, and its row says so: step times are alway
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -280,8 +279,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="part A: seeds 1..N, both loops per seed (default 5: accuracy differences need "
                              "several seeds to mean anything)")
     parser.add_argument("--epochs", type=int, default=None, help="override CoOpConfig.embedded(shots).epochs")
-    parser.add_argument("--embedded-pretrained", default="auto",
-                        help="'auto' (shipped weights, else random with a note), 'random', or a checkpoint path")
+    C.add_embedded_weights_argument(parser)
     parser.add_argument("--large-model", default="ViT-B-16", help="open_clip name, or 'tiny' for smoke runs")
     parser.add_argument("--large-pretrained", default="random")
     parser.add_argument("--large-classes", type=int, nargs="*", default=[10, 100, 1000])
@@ -290,12 +288,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--chunk", type=int, default=50,
                         help="text_chunk_size for a loop whose plain text pass would not fit in RAM (default 50)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; the machine is shared)")
-    parser.add_argument("--smoke", action="store_true", help="tiny configuration: seconds, for the smoke test")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    C.add_common_arguments(parser, "tiny configuration: seconds, for the smoke test", worker=True)
     args = parser.parse_args(argv)
-    if args.worker is not None:
-        C.report_worker_result(worker(json.loads(args.worker)))
+    if C.serve_worker(args, worker):
         return
     if args.smoke:
         args.shots, args.repeats, args.epochs = [1], 1, 2
@@ -303,10 +298,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         args.large_model, args.large_pretrained, args.large_classes, args.large_steps = "tiny", "random", [4], 1
     threads = C.set_threads(args.threads)
     print(C.machine_header(threads, "bench_training: CoOp epoch time and accuracy, ours vs official-style"))
-    if args.embedded_pretrained == "auto":
-        pretrained, note = C.embedded_weights_note()
-    else:
-        pretrained, note = args.embedded_pretrained, f"embedded model: tiny, weights {args.embedded_pretrained!r}"
+    pretrained, note = C.embedded_weights(args.embedded_pretrained)
     random_weights = pretrained == "random"
 
     recipes = "; ".join(f"{shots} shots: {_recipe(ct.CoOpConfig.embedded(shots))}" for shots in args.shots)
