@@ -449,8 +449,6 @@ def transplant_table(clip: ClipBundle, contexts: dict, tasks: Sequence[TaskFeatu
     Rows: the task the context comes from, then ``zero-shot`` (each task's default template) for reference;
     columns: the task it is tested on.
     """
-    from .classifier import CoOpClassifier
-
     table = {}
     for source, learner in contexts.items():
         table[source] = {task.name: 100 * features_accuracy(
