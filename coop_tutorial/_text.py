@@ -16,6 +16,11 @@ def clean_classname(name: str) -> str:
     return name.replace("_", " ")
 
 
+def classname_key(name: str) -> str:
+    """What makes two class names the same prompt: ``_`` versus space, case and repeated spaces do not count."""
+    return " ".join(clean_classname(name).lower().split())
+
+
 def validate_classnames(classnames: Sequence[str]) -> list[str]:
     """Return ``classnames`` as a list, or raise a ValueError saying what is wrong with it.
 
@@ -33,7 +38,7 @@ def validate_classnames(classnames: Sequence[str]) -> list[str]:
                              f"the text encoder can read.")
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
-        key = " ".join(clean_classname(name).lower().split())
+        key = classname_key(name)
         if key in seen:
             raise ValueError(f"Duplicate class name: classnames[{seen[key]}] = {names[seen[key]]!r} and "
                              f"classnames[{i}] = {name!r} give the same prompt. Make class names unique "

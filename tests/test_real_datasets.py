@@ -17,7 +17,7 @@ from coop_tutorial.datasets import (REAL_DATASETS, DatasetLayoutError, DatasetNo
 from coop_tutorial.datasets.metadata import imagenet_default_classnames, imagenet_wnids
 from coop_tutorial.few_shot import few_shot_split
 from _network_guard import no_network  # noqa: F401 (autouse fixture: no test touches the network)
-from fake_datasets import BUILDERS, IMAGENET_SAMPLE, Fake, write_image
+from fake_datasets import BUILDERS, IMAGENET_SAMPLE, Fake, write_image, write_imagenet_classnames
 
 # Every fake has a handful of classes where the paper's dataset has dozens: expected, and tested once below.
 pytestmark = pytest.mark.filterwarnings("ignore::coop_tutorial.datasets.IncompleteDatasetWarning")
@@ -296,6 +296,17 @@ def test_imagenet_layout_errors(tmp_path):
     write_image(fake.dataset_dir / "images" / "train" / "not_a_wnid" / "x.jpg")
     with pytest.raises(DatasetLayoutError, match="not ImageNet class ids.*not_a_wnid"):
         load(fake, "train")
+
+
+def test_imagenet_classnames_file_with_repeated_names_is_refused_at_loading(tmp_path):
+    # a user's classnames.txt copied from a list that names two classes alike ("missile" twice in open_clip's)
+    fake = BUILDERS["imagenet"](tmp_path)
+    write_imagenet_classnames(fake.dataset_dir / "classnames.txt",
+                              rename={"n01443537": "Tench", "n01484850": "great_white shark"})
+    with pytest.raises(DatasetLayoutError, match=r"n01440764 and n01443537 are both 'Tench'.*distinct name"):
+        load(fake, "train")
+    write_imagenet_classnames(fake.dataset_dir / "classnames.txt", rename={"n01443537": "gold fish"})
+    assert load(fake, "train").classnames[1] == "gold fish"
 
 
 def test_imagenet_v2_needs_one_folder_per_label(tmp_path):

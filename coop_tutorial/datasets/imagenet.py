@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._text import classname_key
 from .base import DatasetLayoutError, folder_items, list_class_folders, read_lines, see_docs
 from .layout import DatasetLocation
 from .metadata import imagenet_default_classnames
@@ -37,7 +38,21 @@ def names_for_folders(folders: list[str], names: dict[str, str], names_source: s
             f"{len(unknown)} folder(s) in {where} are not ImageNet class ids known to {names_source}: "
             f"{unknown[:5]}. Each class folder must be named by its WordNet id (e.g. n01440764). "
             f"{see_docs('imagenet')}")
-    return [names[folder] for folder in folders]
+    classnames = [names[folder] for folder in folders]
+    first: dict[str, str] = {}
+    clashes = []
+    for folder, name in zip(folders, classnames):
+        key = classname_key(name)
+        if key in first:
+            clashes.append(f"{first[key]} and {folder} are both {name!r}")
+        first.setdefault(key, folder)
+    if clashes:
+        raise DatasetLayoutError(
+            f"{names_source} gives {len(clashes)} name(s) to more than one class ({'; '.join(clashes[:5])}), so "
+            f"their prompts would be identical and CoOp could not tell them apart. Give each a distinct name in "
+            f"that file (e.g. its WordNet name: n04008634, open_clip's second 'missile', is 'projectile' "
+            f"here). {see_docs('imagenet')}")
+    return classnames
 
 
 def read(location: DatasetLocation, split: str) -> SplitData:
