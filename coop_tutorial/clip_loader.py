@@ -204,11 +204,7 @@ def _load_embedded(name: str, pretrained, device: torch.device) -> ClipBundle:
     model = build_embedded_model(config)
     trained_ids = None
     if state is not None:
-        trained_ids = state.pop("trained_token_ids").long()
-        compact = state.pop("token_embedding.compact")
-        full = _expand_token_table(compact, trained_ids, model.token_embedding.weight.shape[0])
-        state["token_embedding.weight"] = full
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+        trained_ids = _load_embedded_state(model, state, path)
     model = model.to(device)
     pre = config.get("preprocess", {})
     eval_tf, train_tf = build_transforms(_image_size(model), pre.get("mean", OPENAI_MEAN),
@@ -216,6 +212,35 @@ def _load_embedded(name: str, pretrained, device: torch.device) -> ClipBundle:
     tokenizer = open_clip.SimpleTokenizer(context_length=config["text_cfg"]["context_length"])
     return _finish(model, eval_tf, train_tf, tokenizer, name, None if pretrained is None else str(pretrained),
                    device, trained_ids, meta)
+
+
+def _load_embedded_state(model: open_clip.CLIP, state: dict, path: Path) -> torch.Tensor:
+    """Load an embedded checkpoint's tensors into ``model`` (built from its config); return the trained token ids.
+
+    A file whose tensors do not fit its own config (edited, truncated, or another model's weights under an
+    embedded header) is refused here with the tensors that differ, not with torch's long size-mismatch dump.
+    """
+    state = dict(state)
+    for key in ("trained_token_ids", "token_embedding.compact"):
+        if key not in state:
+            raise ValueError(f"{path} has no {key!r} tensor, which every checkpoint written by "
+                             f"`python -m coop_tutorial.pretrain` has; recreate it with that command.")
+    trained_ids = state.pop("trained_token_ids").long()
+    state["token_embedding.weight"] = _expand_token_table(state.pop("token_embedding.compact"), trained_ids,
+                                                          model.token_embedding.weight.shape[0])
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k} {tuple(state[k].shape)} (config wants {tuple(expected[k].shape)})"
+             for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
+                 f"wrong shapes {wrong[:3]}" if wrong else ""]
+        raise ValueError(f"{path}: its weights do not fit the architecture in its own 'config' header "
+                         f"({'; '.join(p for p in parts if p)}). The file was edited or mixes two models; "
+                         f"recreate it with `python -m coop_tutorial.pretrain` (or --resave the original).")
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return trained_ids
 
 
 def _expand_token_table(compact: torch.Tensor, trained_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:

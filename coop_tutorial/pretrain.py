@@ -195,9 +195,10 @@ def resave(checkpoint: Path, out: Path) -> dict:
     """
     import hashlib
 
-    from .clip_loader import read_embedded_checkpoint
+    from .clip_loader import _load_embedded_state, build_embedded_model, read_embedded_checkpoint
 
     config, state, metadata = read_embedded_checkpoint(checkpoint)
+    _load_embedded_state(build_embedded_model(config), state, Path(checkpoint))  # refuse what would not load
     trained_ids = state.pop("trained_token_ids")
     digest = hashlib.sha1(Path(checkpoint).read_bytes()).hexdigest()
     metadata = {**metadata, "resaved_from": {"sha1": digest, "storage_dtype": str(

@@ -115,5 +115,20 @@ def test_pretrain_command_with_another_architecture(tmp_path):
     reloaded = load_clip("tiny", pretrained=again)
     assert torch.equal(reloaded.model.visual.conv1.weight, clip.model.visual.conv1.weight)
     assert reloaded.metadata["steps"] == 2 and "sha1" in reloaded.metadata["resaved_from"]
+    # a file whose tensors do not fit its own config header is refused by the loader and by --resave
+    from safetensors.torch import load_file, save_file
+    with safe_open(str(out), framework="pt") as handle:
+        header = dict(handle.metadata())
+    mixed = tmp_path / "mixed.safetensors"
+    save_file(load_file(str(out)), str(mixed), metadata={**header, "config": EMBEDDED_CONFIGS["tiny"].read_text()})
+    for attempt in (lambda: load_clip("tiny", pretrained=mixed),
+                    lambda: pretrain.main(["--resave", str(mixed), "--out", str(tmp_path / "never.safetensors")])):
+        with pytest.raises(ValueError, match=r"do not fit the architecture.*wrong shapes.*visual\.conv1\.weight"):
+            attempt()
+    assert not (tmp_path / "never.safetensors").exists()
+    no_ids = {k: v for k, v in load_file(str(out)).items() if k != "trained_token_ids"}
+    save_file(no_ids, str(mixed), metadata=header)
+    with pytest.raises(ValueError, match="no 'trained_token_ids' tensor"):
+        load_clip("tiny", pretrained=mixed)
     with pytest.raises(SystemExit):
         pretrain.main(["--steps", "1", "--model-config", str(tmp_path / "missing.json"), "--out", str(out)])
