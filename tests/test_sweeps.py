@@ -108,3 +108,19 @@ def test_quickstart_runs_and_plots(tmp_path):
     result = run(task="counts", shots=1, out=tmp_path)
     assert 0 <= result["coop"] <= 100 and len(result["prompts"]) >= 6
     assert (tmp_path / "counts.png").exists()
+
+
+def test_recipe_search_scores_candidates_on_validation_only(clip, counts):
+    from coop_tutorial.world.recipe_search import candidate_config, recipe_search, search_summary
+
+    assert candidate_config({"epochs_x": 2}, 16).epochs == 2 * CoOpConfig.embedded(16).epochs
+    assert candidate_config({"n_ctx": 4}, 1).n_ctx == 4
+    candidates = {"short": {"epochs_x": 0.01}, "short, 4 vectors": {"epochs_x": 0.01, "n_ctx": 4}}
+    results = recipe_search(clip, [counts], candidates, shots=(1,), seeds=(1, 2), progress=False)
+    assert len(results) == 2 * 2 and results["val_accuracy"].between(0, 100).all()
+    # scored on the whole validation split: a scrambled test split changes nothing
+    scrambled = type(counts)(**{**counts.__dict__, "test": subset_features(counts.test, [0])})
+    again = recipe_search(clip, [scrambled], candidates, shots=(1,), seeds=(1, 2), progress=False)
+    pd.testing.assert_frame_equal(results, again)
+    summary = search_summary(results)
+    assert list(summary.columns) == ["counts", "mean"] and summary["mean"].is_monotonic_decreasing
