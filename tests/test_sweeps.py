@@ -100,6 +100,10 @@ def test_world_checks_pass_and_fail_on_the_numbers():
     bad = _summary([90, 60, 30], [89, 59, 29], [91, 61, 31], [90, 60, 30], [10, 10, 10])
     checks = {name: ok for name, ok, _ in world_checks(bad, shift.assign(shapes_sketch=[40, 69, 40]), coop=True)}
     assert not any(checks.values()), checks
+    # changes print signed: a method that gains under the shift reads "+5.0", a loss "-20.0"
+    gains = shift.assign(shapes_sketch=[65, 50, 61])
+    details = {name: detail for name, _, detail in world_checks(good, gains, coop=True)}
+    assert details["sketch shift: probe loses >= 2x the points zero-shot loses"] == "probe -20.0, zero-shot +5.0"
 
 
 def test_quickstart_runs_and_plots(tmp_path):

@@ -88,12 +88,12 @@ def world_checks(summary: pd.DataFrame, shift: Optional[pd.DataFrame], coop: boo
         sketch = drops["shapes_sketch"]
         checks.append(("sketch shift: probe loses >= 2x the points zero-shot loses",
                        sketch["linear_probe"] >= 2 * max(sketch["zero_shot"], 0),
-                       f"probe -{sketch['linear_probe']:.1f}, zero-shot -{sketch['zero_shot']:.1f}"))
+                       f"probe {-sketch['linear_probe']:+.1f}, zero-shot {-sketch['zero_shot']:+.1f}"))
         if "coop" in sketch:
             checks.append(("sketch shift: CoOp loses no more than zero-shot, the probe more",
                            sketch["coop"] <= sketch["zero_shot"] < sketch["linear_probe"],
-                           f"CoOp -{sketch['coop']:.1f}, zero-shot -{sketch['zero_shot']:.1f}, "
-                           f"probe -{sketch['linear_probe']:.1f}"))
+                           f"CoOp {-sketch['coop']:+.1f}, zero-shot {-sketch['zero_shot']:+.1f}, "
+                           f"probe {-sketch['linear_probe']:+.1f}"))
     return checks
 
 
