@@ -36,15 +36,25 @@ def validate_classnames(classnames: Sequence[str]) -> list[str]:
         if not isinstance(name, str) or not clean_classname(name).strip():
             raise ValueError(f"classnames[{i}] = {name!r} is not a non-empty string; every class needs a name "
                              f"the text encoder can read.")
-    seen: dict[str, int] = {}
+    duplicates = duplicate_classnames(names)
+    if duplicates:
+        first, i = duplicates[0]
+        raise ValueError(f"Duplicate class name: classnames[{first}] = {names[first]!r} and "
+                         f"classnames[{i}] = {names[i]!r} give the same prompt. Make class names unique "
+                         f"(e.g. add a qualifier such as 'crane (bird)' / 'crane (machine)').")
+    return names
+
+
+def duplicate_classnames(names: Sequence[str]) -> list[tuple[int, int]]:
+    """(index of the first, index of a later one) for every name that gives the same prompt as an earlier one."""
+    first: dict[str, int] = {}
+    pairs = []
     for i, name in enumerate(names):
         key = classname_key(name)
-        if key in seen:
-            raise ValueError(f"Duplicate class name: classnames[{seen[key]}] = {names[seen[key]]!r} and "
-                             f"classnames[{i}] = {name!r} give the same prompt. Make class names unique "
-                             f"(e.g. add a qualifier such as 'crane (bird)' / 'crane (machine)').")
-        seen[key] = i
-    return names
+        if key in first:
+            pairs.append((first[key], i))
+        first.setdefault(key, i)
+    return pairs
 
 
 def token_ids(tokenizer: Callable, text: str) -> list[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._text import classname_key
+from .._text import duplicate_classnames
 from .base import DatasetLayoutError, folder_items, list_class_folders, read_lines, see_docs
 from .layout import DatasetLocation
 from .metadata import imagenet_default_classnames
@@ -39,13 +39,8 @@ def names_for_folders(folders: list[str], names: dict[str, str], names_source: s
             f"{unknown[:5]}. Each class folder must be named by its WordNet id (e.g. n01440764). "
             f"{see_docs('imagenet')}")
     classnames = [names[folder] for folder in folders]
-    first: dict[str, str] = {}
-    clashes = []
-    for folder, name in zip(folders, classnames):
-        key = classname_key(name)
-        if key in first:
-            clashes.append(f"{first[key]} and {folder} are both {name!r}")
-        first.setdefault(key, folder)
+    clashes = [f"{folders[i]} and {folders[j]} are both {classnames[j]!r}"
+               for i, j in duplicate_classnames(classnames)]
     if clashes:
         raise DatasetLayoutError(
             f"{names_source} gives {len(clashes)} name(s) to more than one class ({'; '.join(clashes[:5])}), so "
