@@ -1,0 +1,59 @@
+"""The world report's robustness targets (issue 18) read the paper's claim by its meaning."""
+import pandas as pd
+
+from coop_tutorial.world.report import robustness_checks, world_checks
+
+SETS = ["shapes", "shapes_v2", "shapes_sketch", "shapes_hard", "shapes_painting"]
+
+
+def _shift(zero, probe, coop):
+    return pd.DataFrame([zero, probe, coop], index=["zero_shot", "linear_probe", "coop"], columns=SETS, dtype=float)
+
+
+def _summary(best):
+    return pd.DataFrame({"best_prompt": [best]}, index=["shapes"])
+
+
+def test_a_world_with_the_papers_pattern_passes_every_robustness_target():
+    world = _shift([60, 52, 40, 30, 50], [58, 45, 20, 15, 30], [66, 57, 41, 31, 52])
+    checks = robustness_checks(_summary(62), world)
+    assert len(checks) == 6 and all(ok for _, ok, _ in checks), checks
+
+
+def test_the_papers_rn50_table_misses_two_margins_by_a_hair():
+    # RN50's domain-generalisation table (ImageNet, -V2, -Sketch, -A, -R; REFERENCE.md): -R is only 2.2 points
+    # harder than ImageNet for zero-shot, and on -Sketch the probe loses 1.48x (36.8 vs 24.9 points), not 1.5x
+    paper = _shift([58.2, 51.3, 33.3, 21.7, 56.0], [55.9, 46.0, 19.1, 12.7, 34.9], [63.3, 55.4, 34.7, 23.1, 56.6])
+    checks = {name: ok for name, ok, _ in robustness_checks(_summary(58.2), paper)}
+    failed = [name for name, ok in checks.items() if not ok]
+    assert [name.split(" ")[0] for name in failed] == ["every", "the"], failed
+
+
+def test_the_previous_world_fails_by_meaning_where_it_passed_by_letter():
+    # the shipped checkpoint before issue 18: CoOp under zero-shot on the source, zero-shot gaining on sketches
+    old = _shift([52.6, 52.1, 62.3, 11.7, 37.0], [46.7, 44.1, 44.0, 11.9, 32.8], [49.9, 49.9, 60.5, 12.7, 34.5])
+    checks = {name: (ok, detail) for name, ok, detail in robustness_checks(_summary(53.5), old)}
+    failed = [name for name, (ok, _) in checks.items() if not ok]
+    assert len(failed) == 5, failed  # only "the probe is no more than 3 points above zero-shot" holds
+    harder = next(v for k, v in checks.items() if k.startswith("every shifted set"))
+    assert "shapes_sketch +9.7" in harder[1]  # a zero-shot gain prints signed, as a gain
+    kept = next(v for k, v in checks.items() if "half its source gain" in k)
+    assert not kept[0] and "gain on shapes -2.7" in kept[1]  # no gain on the source: nothing to keep
+
+
+def test_a_probe_ratio_needs_zero_shot_to_lose():
+    # the probe "loses 1.5x" a zero-shot change that is a gain: not the paper's finding
+    gains = _shift([50, 45, 60, 40, 40], [50, 35, 45, 20, 20], [55, 52, 62, 42, 44])
+    checks = {name: ok for name, ok, _ in robustness_checks(_summary(50), gains)}
+    assert not checks["the probe loses >= 1.5x the points zero-shot loses (zero-shot losing) on >= 2 shifted sets, "
+                      "the sketch set among them"]
+
+
+def test_world_checks_include_the_robustness_targets_when_the_source_is_reported():
+    summary = pd.DataFrame({"best_prompt": [60.3], "worst_prompt": [50.0], "spread": [10.3], "mean_prompt": [55.0],
+                            "probe_16": [55.9], "probe_minus_best": [-4.4], "coop_1": [58.0], "coop_2": [59.0],
+                            "coop_16": [63.3], "coop16_minus_best": [3.0]}, index=["shapes"])
+    paper = _shift([58.2, 51.3, 33.3, 21.7, 56.0], [55.9, 46.0, 19.1, 12.7, 34.9], [63.3, 55.4, 34.7, 23.1, 56.6])
+    names = [name for name, _, _ in world_checks(summary, paper, coop=True)]
+    assert any("half its source gain" in name for name in names)
+    assert not any("half its source gain" in name for name, _, _ in world_checks(summary, paper, coop=False))
