@@ -57,3 +57,26 @@ def test_world_checks_include_the_robustness_targets_when_the_source_is_reported
     names = [name for name, _, _ in world_checks(summary, paper, coop=True)]
     assert any("half its source gain" in name for name in names)
     assert not any("half its source gain" in name for name, _, _ in world_checks(summary, paper, coop=False))
+
+
+def test_hand_drawn_sketches_are_deterministic_and_not_the_corpus_drawings():
+    import numpy as np
+
+    from coop_tutorial.world.corpus import sample_scene
+    from coop_tutorial.world.render import Scene, render
+
+    scene = Scene("star", "red", "large", 1, "plain", "white", "sketch", rough=True)
+    first, again = render(scene, np.random.default_rng(3)), render(scene, np.random.default_rng(3))
+    clean = render(Scene("star", "red", "large", 1, "plain", "white", "sketch"), np.random.default_rng(3))
+    assert np.array_equal(first, again) and not np.array_equal(first, clean)
+    rng = np.random.default_rng(0)
+    assert not any(sample_scene(rng).rough for _ in range(200))  # the corpus never draws them
+
+
+def test_a_revised_shifted_set_gets_its_own_cache_and_the_others_keep_theirs():
+    from coop_tutorial.world.tasks import TASKS, WORLD_VERSION, cache_name
+
+    assert cache_name(TASKS["shapes_sketch"], "test") == f"shapes_sketch-test-v{WORLD_VERSION}r1.npz"
+    assert cache_name(TASKS["shapes_v2"], "test") == f"shapes_v2-test-v{WORLD_VERSION}r1.npz"
+    assert cache_name(TASKS["shapes"], "test") == f"shapes-test-v{WORLD_VERSION}.npz"
+    assert TASKS["shapes_v2"].fixed["size"] == "small" and TASKS["shapes_sketch"].fixed["rough"]
