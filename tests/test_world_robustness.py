@@ -80,3 +80,21 @@ def test_a_revised_shifted_set_gets_its_own_cache_and_the_others_keep_theirs():
     assert cache_name(TASKS["shapes_v2"], "test") == f"shapes_v2-test-v{WORLD_VERSION}r1.npz"
     assert cache_name(TASKS["shapes"], "test") == f"shapes-test-v{WORLD_VERSION}.npz"
     assert TASKS["shapes_v2"].fixed["size"] == "small" and TASKS["shapes_sketch"].fixed["rough"]
+
+
+def test_the_papers_table_and_a_worlds_side_by_side():
+    import pytest
+
+    from coop_tutorial.shift_study import paper_shift_table, shift_checks, shift_roles, side_by_side
+
+    paper = paper_shift_table()
+    assert paper.loc["linear_probe", "imagenet_sketch"] == 19.07 and paper.loc["coop", "imagenet_v2"] == 55.4
+    assert shift_roles(list(paper.columns)) == {"imagenet": "source", "imagenet_v2": "-V2",
+                                                "imagenet_sketch": "-Sketch", "imagenet_a": "-A", "imagenet_r": "-R"}
+    world = _shift([60, 52, 40, 30, 50], [58, 45, 20, 15, 30], [66, 57, 41, 31, 52])
+    both = side_by_side(world)
+    assert both.loc["coop", ("-Sketch", "paper RN50")] == 34.7 and both.loc["coop", ("-Sketch", "this world")] == 41
+    assert both.columns[0] == ("source", "paper RN50") and list(both.index) == ["zero_shot", "linear_probe", "coop"]
+    assert len(shift_checks(world)) == 5  # no best prompt: the first claim is not checked
+    with pytest.raises(ValueError, match="name it"):
+        shift_roles(["shapes", "shapes_night"])
