@@ -98,3 +98,14 @@ def test_the_papers_table_and_a_worlds_side_by_side():
     assert len(shift_checks(world)) == 5  # no best prompt: the first claim is not checked
     with pytest.raises(ValueError, match="name it"):
         shift_roles(["shapes", "shapes_night"])
+
+
+def test_drops_side_by_side_and_the_claims_table():
+    from coop_tutorial.shift_study import PAPER_RN50_BEST_PROMPT, claims_table, paper_shift_table, side_by_side
+
+    world = _shift([60, 52, 40, 30, 50], [58, 45, 20, 15, 30], [66, 57, 41, 31, 52])
+    lost = side_by_side(world, drops=True)
+    assert lost.loc["zero_shot", ("-V2", "this world")] == 8
+    assert round(lost.loc["linear_probe", ("-Sketch", "paper RN50")], 2) == 36.8
+    claims = claims_table({"paper RN50": (paper_shift_table(), PAPER_RN50_BEST_PROMPT), "world": (world, 62)})
+    assert claims["world"].all() and claims["paper RN50"].sum() == 4 and len(claims) == 6
