@@ -46,6 +46,7 @@ CRAFTED = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("kind", list(CRAFTED))
 def test_crafted_files_are_refused_and_never_run(kind, tmp_path):
     marker, path = tmp_path / "pwned", tmp_path / "weights.pt"
@@ -55,6 +56,7 @@ def test_crafted_files_are_refused_and_never_run(kind, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("kind", list(CRAFTED))
 def test_load_clip_refuses_crafted_weight_files_unrun(kind, tmp_path):
     marker, path = tmp_path / "pwned", tmp_path / "RN50.pt"
