@@ -95,7 +95,8 @@ def shift_checks(shift: pd.DataFrame, best_prompt: Optional[float] = None) -> li
                        f"{coop[source] - best_prompt:+.1f}"))
     checks.append(("source: the 16-shot probe is no more than 3 points above zero-shot (ImageNet-like: the "
                    "image features know little more than the text)", bool(probe[source] - zero[source] <= 3),
-                   f"{source}: probe {probe[source]:.1f} vs zero-shot {zero[source]:.1f}: {probe[source] - zero[source]:+.1f}"))
+                   f"{source}: probe {probe[source]:.1f} vs zero-shot {zero[source]:.1f}: "
+                   f"{probe[source] - zero[source]:+.1f}"))
     checks.append(("every shifted set is >= 3 points harder than the source for zero-shot",
                    bool((change.loc["zero_shot"] <= -3).all()), f"zero-shot {signed('zero_shot')}"))
     above = {t: coop[t] - zero[t] for t in targets}
