@@ -104,34 +104,33 @@ def _tensor(out: Any, expected: torch.Tensor, case: str, what: str, integer: boo
         hint = ""
         if out.dim() == 2 and tuple(out.shape) == tuple(expected.shape)[::-1]:
             hint = " (transposed?)"
-        raise ExerciseFailure(f"Case {case}: {what} has shape {tuple(out.shape)}, expected "
+        raise ExerciseFailure(f"Case {case}: {what} have shape {tuple(out.shape)}, expected "
                               f"{tuple(expected.shape)}{hint}.")
     if integer:
         if out.dtype.is_floating_point or out.dtype.is_complex or out.dtype == torch.bool:
-            raise ExerciseFailure(f"Case {case}: {what} has dtype {out.dtype}; return integer indices (e.g. the "
+            raise ExerciseFailure(f"Case {case}: {what} have dtype {out.dtype}; return integer indices (e.g. the "
                                   f"indices topk or argsort give, dtype torch.long), not distances or scores.")
     elif out.dtype != expected.dtype:
-        raise ExerciseFailure(f"Case {case}: {what} has dtype {out.dtype}, expected {expected.dtype} (keep the "
+        raise ExerciseFailure(f"Case {case}: {what} have dtype {out.dtype}, expected {expected.dtype} (keep the "
                               f"model's dtype; do not cast).")
     if out.device != expected.device:
-        raise ExerciseFailure(f"Case {case}: {what} is on {out.device}, expected {expected.device} (where the "
+        raise ExerciseFailure(f"Case {case}: {what} are on {out.device}, expected {expected.device} (where the "
                               f"inputs are).")
     if not integer and not torch.isfinite(out.detach()).all():
-        raise ExerciseFailure(f"Case {case}: {what} contains NaN or inf values.")
+        raise ExerciseFailure(f"Case {case}: {what} contain NaN or inf values.")
     return out.detach()
 
 
-def _match(out: torch.Tensor, variants: dict[str, torch.Tensor], atol: float, rtol: float) -> Optional[str]:
-    """The first known mistake whose output equals the student's, if any."""
-    for description, value in variants.items():
-        if value is not None and value.shape == out.shape and torch.allclose(out, value, atol=atol, rtol=rtol):
-            return description
-    return None
+def _known_mistakes(matches: list[str]) -> str:
+    """The hint's last sentence: which known mistakes give the student's answer (several can coincide)."""
+    if not matches:
+        return ""
+    return f" Your answer matches a known mistake: {'; or: '.join(matches)}."
 
 
 def _diagnosis(out: torch.Tensor, variants: dict[str, torch.Tensor], atol: float = 1e-4, rtol: float = 1e-4) -> str:
-    mistake = _match(out, variants, atol, rtol)
-    return f" Your output matches a known mistake: {mistake}." if mistake else ""
+    return _known_mistakes([description for description, value in variants.items()
+                            if value.shape == out.shape and torch.allclose(out, value, atol=atol, rtol=rtol)])
 
 
 def _first_row(diff: torch.Tensor) -> int:
@@ -200,7 +199,7 @@ def _layout_hint(out: torch.Tensor, expected: torch.Tensor, case: _LayoutCase) -
     got, want = _label_of(out[c, p], labels, rows), _label_of(expected[c, p], labels, rows)
     layout = learner.layout_string(c)
     return (f"Case {case.name}: class {c} ({learner.classnames[c]!r}, {learner.name_lens[c]} token"
-            f"{'s' if learner.name_lens[c] > 1 else ''}), position {p} holds {got} but should hold {want}. "
+            f"{'s' if learner.name_lens[c] > 1 else ''}), position {p} (0 = SOS) holds {got} but should hold {want}. "
             f"The expected prompt is {layout} followed by padding.")
 
 
@@ -254,6 +253,9 @@ def _text_variants(model: torch.nn.Module, prompts: torch.Tensor, ids: torch.Ten
             "the positional embedding is missing": run(prompts, pos=False),
             "the transformer runs without its causal mask (attn_mask=model.attn_mask)": run(prompts, mask=False),
             "ln_final is missing": run(prompts, ln=False),
+            "text_projection is missing (multiply by model.text_projection at the end)": run(prompts, proj=False),
+            "the features are L2-normalised (return them as the text tower gives them; the logits normalise)":
+                F.normalize(run(prompts), dim=-1),
         }
 
 
@@ -353,8 +355,8 @@ def check_learning_rate(fn: Callable) -> str:
             if not math.isclose(out, expected, rel_tol=1e-6, abs_tol=1e-12):
                 mistakes = [d for d, v in _schedule_variants(epoch, max_epochs, base_lr, warmup, warmup_lr).items()
                             if math.isclose(out, v, rel_tol=1e-6, abs_tol=1e-12)]
-                hint = f" Your value matches a known mistake: {mistakes[0]}." if mistakes else ""
-                raise ExerciseFailure(f"Case {case}: got {out:.6g}, expected {expected:.6g}.{hint}")
+                raise ExerciseFailure(f"Case {case}: got {out:.6g}, expected {expected:.6g}."
+                                      + _known_mistakes(mistakes))
     return f"check_learning_rate: all {n} epochs of {len(SCHEDULES)} schedules match the reference."
 
 
@@ -593,8 +595,15 @@ def _step_variants(clip: ClipBundle, case: _StepCase, batches) -> dict[str, list
             return loss.item()
         return step
 
+    def loss_after_update(classifier, optimizer, image, labels):
+        _reference_step(classifier, optimizer, image, labels)
+        with torch.no_grad():
+            return F.cross_entropy(classifier.logits_from_features(image), labels).item()
+
     return {
         "the gradients are never zeroed (call optimizer.zero_grad() before backward)": run(no_zero_grad),
+        "the loss is computed again after the update (return the loss the step was taken on)":
+            run(loss_after_update),
         "logit_scale is not exponentiated (use logit_scale.exp())": run(scaled(lambda s: s)),
         "the logits are not scaled by logit_scale.exp()": run(scaled(lambda s: 1.0)),
         "the image features are not normalised": run(scaled(lambda s: s.exp(), normalise_image=False)),
@@ -646,13 +655,10 @@ def check_training_step(fn: Callable, clip: Optional[ClipBundle] = None) -> str:
                 ctx_ok = torch.allclose(ctx, ref_ctx, atol=1e-5, rtol=1e-4)
                 if loss_ok and ctx_ok:
                     continue
-                mistake = ""
-                for description, trace in _step_variants(clip, case, batches).items():
-                    v_loss, v_ctx = trace[step - 1]
-                    if math.isclose(out, v_loss, rel_tol=1e-4, abs_tol=1e-5) and torch.allclose(ctx, v_ctx, atol=1e-5,
-                                                                                               rtol=1e-4):
-                        mistake = f" Your step matches a known mistake: {description}."
-                        break
+                mistake = _known_mistakes([
+                    description for description, trace in _step_variants(clip, case, batches).items()
+                    if math.isclose(out, trace[step - 1][0], rel_tol=1e-4, abs_tol=1e-5)
+                    and torch.allclose(ctx, trace[step - 1][1], atol=1e-5, rtol=1e-4)])
                 if not loss_ok:
                     raise ExerciseFailure(f"Case {name}: loss {out:.6g}, expected {expected_loss:.6g}.{mistake}")
                 start = _step_setup(clip, case)[0].ctx.detach() if step == 1 else None
