@@ -69,14 +69,14 @@ def _checked(check: Callable) -> Callable:
     @functools.wraps(check)
     def wrapper(fn: Callable, *args: Any, **kwargs: Any) -> str:
         if not callable(fn):
-            raise ExerciseFailure(f"{check.__name__} needs your function itself (e.g. {check.__name__}(my_function)), "
+            raise AssertionError(f"{check.__name__} needs your function itself (e.g. {check.__name__}(my_function)), "
                                   f"got {type(fn).__name__}.")
         message = None
         try:
             return check(fn, *args, **kwargs)
         except ExerciseFailure as failure:
             message = str(failure)
-        raise ExerciseFailure(message)
+        raise AssertionError(message)  # raised here, outside the except: no chained traceback from the checker
 
     return wrapper
 
