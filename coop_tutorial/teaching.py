@@ -58,16 +58,16 @@ def build(masters_dir: Union[str, Path] = "notebooks/assignments", out: Union[st
 
     Returns ``{name: out/<name>}``.
     """
+    _otter()
+    from otter.assign import main as assign  # in-process: one import of otter for all masters
+
     built = {}
     for master in masters(masters_dir):
         if only and master.stem not in only:
             continue
         result = Path(out) / master.stem
-        # --no-run-tests: otter would execute every solution notebook once more; the test suite does that.
-        run = subprocess.run(_otter() + ["assign", "--no-run-tests", "--no-pdfs", str(master), str(result)],
-                             capture_output=True, text=True)
-        if run.returncode != 0:
-            raise RuntimeError(f"otter assign failed on {master}:\n{run.stdout}\n{run.stderr}")
+        # no_run_tests: otter would execute every solution notebook once more; the test suite does that.
+        assign(str(master), str(result), no_pdfs=True, no_run_tests=True)
         if tests_url:
             _write_tests_url(result / "student" / master.name, f"{tests_url.rstrip('/')}/{master.stem}/tests")
         built[master.stem] = result
@@ -110,6 +110,7 @@ def grade(autograder_zip: Union[str, Path], submission: Union[str, Path], output
 
     Returns otter's results (``output_dir/results.json``): per question, score and the test output with hints.
     """
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
     run = subprocess.run(_otter() + ["run", "-a", str(autograder_zip), "-o", str(output_dir), str(submission)],
                          capture_output=True, text=True)
     results = Path(output_dir) / "results.json"
