@@ -383,3 +383,19 @@ def test_not_a_function():
 
 def test_checks_work_on_another_clip(clip77):
     assert ex.check_text_features(text_features_gather_first, clip=clip77).startswith("check_text_features")
+
+
+@pytest.mark.slow
+def test_bench_exercises_smoke(capsys):
+    """The benchmark that reports each check's time (no timing is asserted here)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    benchmarks = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if benchmarks not in sys.path:
+        sys.path.insert(0, benchmarks)
+    importlib.import_module("bench_exercises").main(["--smoke"])
+    out = capsys.readouterr().out
+    assert "torch threads: 1" in out and "| check" in out
+    assert out.count("check_") >= len(ex.CHECKS) and "SUMMARY: slowest check" in out
