@@ -29,7 +29,7 @@ TESTS_URL_LINE = re.compile(r"^TESTS_URL = None\b.*$", flags=re.MULTILINE)
 
 def _otter() -> list[str]:
     try:
-        import otter  # noqa: F401
+        import otter  # noqa: F401 - only to say how to install it when it is missing
     except ImportError:
         raise ImportError("otter-grader is not installed: pip install \"coop-tutorial[teaching]\" (or pip install "
                           "otter-grader).") from None

@@ -7,7 +7,6 @@ everything (about 2 minutes on 2 idle cores; two notebooks run at a time).
 """
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys

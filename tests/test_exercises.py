@@ -399,3 +399,19 @@ def test_bench_exercises_smoke(capsys):
     out = capsys.readouterr().out
     assert "torch threads: 1" in out and "| check" in out
     assert out.count("check_") >= len(ex.CHECKS) and "SUMMARY: slowest check" in out
+
+
+def test_the_nearest_token_reference_is_interpret_nearest_tokens():
+    """check_nearest_tokens's reference search is the one interpret.nearest_tokens runs (same distances, order)."""
+    from coop_tutorial import interpret
+    from coop_tutorial.prompt_learner import PromptLearner
+
+    clip = ex._tiny_clip()
+    learner = PromptLearner(clip, ["circle"], ctx_init="a photo of a")
+    with torch.no_grad():
+        learner.ctx.add_(0.05 * torch.randn(learner.ctx.shape, generator=torch.Generator().manual_seed(0)))
+    ids = interpret.vocabulary(clip)
+    table = clip.model.token_embedding.weight.detach()[ids]
+    ours = ex._distances(learner.ctx.detach(), table).topk(3, dim=1, largest=False).indices
+    theirs = interpret.nearest_tokens(learner, clip, k=3)
+    assert ids[ours].flatten().tolist() == theirs["token_id"].tolist()
