@@ -137,9 +137,13 @@ def main(argv: Optional[list[str]] = None) -> None:
             print(f"{name}: {path / 'student'} (hand out), {path / 'autograder'} (grade)")
     else:
         results = grade(args.autograder, args.submission, args.out)
-        for question, result in results.get("tests", {}).items() if isinstance(results.get("tests"), dict) else []:
-            print(question, result)
-        print(json.dumps({k: v for k, v in results.items() if k in ("score", "output")}, indent=1)[:4000])
+        tests = [t for t in results["tests"] if t.get("max_score") is not None]
+        for test in tests:
+            print(f"{test['name']}: {test['score']:g} / {test['max_score']:g}")
+            if test["score"] < test["max_score"]:
+                print("    " + test.get("output", "").strip().replace("\n", "\n    "))
+        print(f"total: {sum(t['score'] for t in tests):g} / {sum(t['max_score'] for t in tests):g} "
+              f"(written questions are graded by hand)")
 
 
 if __name__ == "__main__":

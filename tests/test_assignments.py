@@ -61,6 +61,24 @@ def test_the_colab_setup_fetches_every_autograded_question(name):
     assert re.findall(r'"(q\d+)"', fetched) == autograded
 
 
+def test_build_writes_the_tests_url_into_the_setup_cell(tmp_path):
+    notebook = tmp_path / "a_prompt.ipynb"
+    notebook.write_text((MASTERS / "a_prompt.ipynb").read_text())
+    teaching._write_tests_url(notebook, "https://example.org/course/a_prompt/tests")
+    setup = next(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+    assert "TESTS_URL = 'https://example.org/course/a_prompt/tests'" in setup and "TESTS_URL = None" not in setup
+
+
+def test_fetch_tests_downloads_each_question(tmp_path):
+    published = tmp_path / "published"
+    published.mkdir()
+    for q in ("q1", "q2"):
+        (published / f"{q}.py").write_text(f"name = {q!r}\n")
+    folder = teaching.fetch_tests(published.as_uri(), ["q1", "q2"], tmp_path / "tests")  # file:// (no network)
+    assert sorted(p.name for p in folder.iterdir()) == ["q1.py", "q2.py"]
+    assert (folder / "q2.py").read_text() == "name = 'q2'\n"
+
+
 def test_fetch_tests_without_a_url_says_what_to_do(tmp_path):
     with pytest.raises(ValueError, match="self-checks directly"):
         teaching.fetch_tests(None, ["q1"], tmp_path / "tests")
