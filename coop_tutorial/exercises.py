@@ -70,7 +70,7 @@ def _checked(check: Callable) -> Callable:
     def wrapper(fn: Callable, *args: Any, **kwargs: Any) -> str:
         if not callable(fn):
             raise AssertionError(f"{check.__name__} needs your function itself (e.g. {check.__name__}(my_function)), "
-                                  f"got {type(fn).__name__}.")
+                                 f"got {type(fn).__name__}.")
         message = None
         try:
             return check(fn, *args, **kwargs)

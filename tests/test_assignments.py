@@ -3,7 +3,7 @@ student version and an autograder; every student version runs top to bottom with
 with a hint (no cell crashes); every solution gets full marks from `otter run` (local grading, no Docker).
 
 The fast tests check the masters' bookkeeping (points and question lists agree); the slow one builds and runs
-everything (about 2 minutes on 2 idle cores; two notebooks run at a time).
+everything (167 s of CPU time; two notebooks run at a time; docs/teaching.md has the wall times).
 """
 from __future__ import annotations
 
