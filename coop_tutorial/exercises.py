@@ -13,7 +13,7 @@ The checks are what the assignments in ``notebooks/assignments/`` grade with (ot
 them), and they work on their own in any notebook::
 
     from coop_tutorial.exercises import check_logits
-    check_logits(my_logits)      # 'check_logits: 6 cases match the reference.' or an AssertionError hint
+    check_logits(my_logits)      # 'check_logits: all 6 cases match the reference.' or an AssertionError hint
 
 Every check takes an optional ``clip`` (a ``ClipBundle``; default ``load_clip("tiny")``, loaded once). Cases use
 class names whose tokens the tiny model was trained on, so that no two prompt rows are accidentally equal.
