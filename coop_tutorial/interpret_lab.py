@@ -572,7 +572,7 @@ class PhrasePull:
 
 
 def waywardness_test(clip: ClipBundle, train: FeatureSet, val: FeatureSet, test: FeatureSet, phrase: str,
-                     pulls: Sequence[float] = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3),
+                     pulls: Sequence[float] = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1),
                      config: Optional[CoOpConfig] = None, classnames: Optional[Sequence[str]] = None,
                      progress: bool = False) -> pd.DataFrame:
     """Train one context per ``pull`` strength, each pulled toward ``phrase`` while it solves the task.
@@ -581,11 +581,14 @@ def waywardness_test(clip: ClipBundle, train: FeatureSet, val: FeatureSet, test:
     phrase's positions whose nearest word is the phrase's word), ``distance`` (mean Euclidean distance of those
     vectors to the phrase's embeddings), ``words`` (the nearest-word reading of the whole context). If accuracy
     holds while ``phrase_match`` reaches 1, the nearest words spell an arbitrary phrase and still the context
-    works: nearest words cannot be what explains it.
+    works: nearest words cannot be what explains it. ``attrs["phrase_accuracy"]`` (%): the phrase typed as a
+    zero-shot template (``attrs["phrase_template"]``), what a reader of the nearest words would expect.
     """
     from .interpret import context_words
 
-    config = (config or CoOpConfig.embedded(16)).replace(log_every=1, progress=False)
+    config = config or CoOpConfig.embedded(16)
+    # validation only after the last epoch (the table reports that one); the pull acts after every step
+    config = config.replace(log_every=1, progress=False, eval_every=config.epochs)
     names = list(classnames) if classnames is not None else train.classnames
     target = phrase_vectors(clip, phrase, config.n_ctx if config.ctx_init is None else
                             PromptLearner(clip, names[:1], ctx_init=config.ctx_init).n_ctx)
@@ -599,8 +602,13 @@ def waywardness_test(clip: ClipBundle, train: FeatureSet, val: FeatureSet, test:
                          val_accuracy=100 * (result.history[-1]["val_acc"] or float("nan")),
                          phrase_match=float((nearest.reshape(-1, len(wanted)) == torch.tensor(wanted)).float().mean()),
                          distance=float((ctx - target).norm(dim=-1).mean()),
-                         words=context_words(result.learner, clip, whole_words=False)))
-    return pd.DataFrame(rows)
+                         words=context_words(result.learner, clip)))
+    table = pd.DataFrame(rows)
+    # the phrase itself as a hard prompt, in the context's layout: what the nearest words would predict
+    template = _template(phrase.split(), config.class_token_position)
+    table.attrs["phrase_template"] = template
+    table.attrs["phrase_accuracy"] = 100 * evaluate(zero_shot_classifier(clip, names, template), test).accuracy
+    return table
 
 
 def waywardness_reach(table: pd.DataFrame, tolerance: float) -> float:
