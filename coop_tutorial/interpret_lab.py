@@ -25,7 +25,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,11 @@ from .features import FeatureSet
 from .prompt_learner import PromptLearner
 from .training import CoOpConfig, TrainResult, train_coop
 from .zero_shot import zero_shot_classifier
+
+if TYPE_CHECKING:  # annotations only: figures and widgets load matplotlib and ipywidgets when used
+    from matplotlib.figure import Figure
+
+    from .widgets import Explorer, View
 
 Context = Union[PromptLearner, torch.Tensor]
 ABLATIONS = ("zero", "mean", "random", "initial")
@@ -83,31 +88,32 @@ def token_table(clip: ClipBundle, restrict_to_trained: bool = True,
     return ids, weight.detach()[ids.to(weight.device)].float().cpu()
 
 
-def nearest_rows(rows: torch.Tensor, table: torch.Tensor, row_chunk: int = 256,
+def nearest_rows(rows: torch.Tensor, table: torch.Tensor, row_chunk: int = 1024,
                  token_chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean nearest row of ``table`` ``(V, width)`` for each of ``rows`` ``(R, width)``: ``(distance (R,),
     index (R,))``.
 
     Runs over blocks of ``row_chunk`` rows and ``token_chunk`` tokens with a running minimum, so memory stays at
-    ``row_chunk * token_chunk`` distances whatever R and V (a class-specific context of 1000 classes against
-    real CLIP's 49,408 tokens would otherwise need a 3 GB distance matrix).
+    ``row_chunk * token_chunk`` scores whatever R and V (a class-specific context of 1000 classes against real
+    CLIP's 49,408 tokens would otherwise need a 3 GB distance matrix). The search ranks by ``|t|^2 - 2 r.t`` (one
+    matrix product per block; ``|r|^2`` is the same for every token); the distance returned is then computed
+    directly, ``|r - t|``, since the expanded form loses precision near zero distance.
     """
-    best_distance = torch.empty(rows.shape[0])
+    rows, table = rows.float(), table.float()
     best_index = torch.empty(rows.shape[0], dtype=torch.long)
+    table_norms = table.pow(2).sum(dim=1)
     for start in range(0, rows.shape[0], row_chunk):
         block = rows[start:start + row_chunk]
-        distance = torch.full((block.shape[0],), float("inf"))
+        score = torch.full((block.shape[0],), float("inf"))
         index = torch.zeros(block.shape[0], dtype=torch.long)
         for token_start in range(0, table.shape[0], token_chunk):
-            # the direct formula, as interpret.nearest_tokens (the matmul expansion loses precision near 0)
-            d = torch.cdist(block, table[token_start:token_start + token_chunk],
-                            compute_mode="donot_use_mm_for_euclid_dist")
-            chunk_distance, chunk_index = d.min(dim=1)
-            better = chunk_distance < distance
-            distance = torch.where(better, chunk_distance, distance)
+            stop = token_start + token_chunk
+            chunk_score, chunk_index = (table_norms[token_start:stop] - 2 * block @ table[token_start:stop].t()).min(1)
+            better = chunk_score < score
+            score = torch.where(better, chunk_score, score)
             index = torch.where(better, chunk_index + token_start, index)
-        best_distance[start:start + row_chunk], best_index[start:start + row_chunk] = distance, index
-    return best_distance, best_index
+        best_index[start:start + row_chunk] = index
+    return (rows - table[best_index]).norm(dim=-1), best_index
 
 
 def nearest_word_projection(clip: ClipBundle, context: Context, restrict_to_trained: bool = True,
@@ -341,7 +347,7 @@ def position_ablation(clip: ClipBundle, learner: PromptLearner, features: Featur
     return frame
 
 
-def ablation_figure(table: pd.DataFrame, replacement: str = "zero"):
+def ablation_figure(table: pd.DataFrame, replacement: str = "zero") -> "Figure":
     """Accuracy change per position (bars) with its bootstrap interval, for one replacement."""
     from matplotlib.figure import Figure
 
@@ -395,7 +401,7 @@ def path_barrier(path: pd.DataFrame) -> float:
     return float(max(0.0, (path["linear"] - path["accuracy"]).max()))
 
 
-def paths_figure(paths: Mapping[str, pd.DataFrame], alpha: Optional[float] = None):
+def paths_figure(paths: Mapping[str, pd.DataFrame], alpha: Optional[float] = None) -> "Figure":
     """Accuracy along each path (alpha 0: the start, 1: the end); a vertical line marks ``alpha``."""
     from matplotlib.figure import Figure
 
@@ -561,7 +567,8 @@ class PhrasePull:
 
     def __init__(self, target: torch.Tensor, pull: float):
         if isinstance(pull, bool) or not isinstance(pull, (int, float)) or not 0 <= pull <= 1:
-            raise ValueError(f"pull must be a number in [0, 1] (the fraction of the way moved each step), got {pull!r}.")
+            raise ValueError(f"pull must be a number in [0, 1] (the fraction of the way moved each step), "
+                             f"got {pull!r}.")
         self.target, self.pull = target, float(pull)
 
     def on_step_end(self, record: dict, learner: PromptLearner) -> None:
@@ -680,9 +687,10 @@ def compare_contexts(clip: ClipBundle, contexts: Mapping[str, Context], features
     rows = []
     for a, b in itertools.combinations(names, 2):
         same = F.cosine_similarity(vectors[a], vectors[b], dim=-1).mean()
+        matched = matched_cosine(vectors[a], vectors[b])[0] if vectors[a].dim() == 2 else math.nan
         rows.append(dict(a=a, b=b, agreement=100 * float((predictions[a] == predictions[b]).float().mean()),
                          cka=linear_cka(text[a], text[b]),
-                         matched_cosine=matched_cosine(vectors[a], vectors[b])[0] if vectors[a].dim() == 2 else math.nan,
+                         matched_cosine=matched,
                          same_position_cosine=float(same)))
     return pd.DataFrame(rows)
 
@@ -690,7 +698,7 @@ def compare_contexts(clip: ClipBundle, contexts: Mapping[str, Context], features
 # ------------------------------------------------------------------------------------------------ widgets
 
 
-def ablation_explorer(table: pd.DataFrame, static: Optional[bool] = None):
+def ablation_explorer(table: pd.DataFrame, static: Optional[bool] = None) -> "Explorer":
     """Pick a replacement, see the accuracy change of every position (headless: the first replacement)."""
     import ipywidgets as widgets
 
@@ -702,7 +710,7 @@ def ablation_explorer(table: pd.DataFrame, static: Optional[bool] = None):
 
 
 def path_view(clip: ClipBundle, paths: Mapping[str, pd.DataFrame], ends: Mapping[str, tuple[Context, Context]],
-              path: str, alpha: float):
+              path: str, alpha: float) -> "View":
     """The accuracy curves with ``alpha`` marked, and the nearest words of the context at ``alpha`` on ``path``."""
     from .interpret import context_words
     from .widgets import View
@@ -717,7 +725,7 @@ def path_view(clip: ClipBundle, paths: Mapping[str, pd.DataFrame], ends: Mapping
 
 
 def path_explorer(clip: ClipBundle, paths: Mapping[str, pd.DataFrame],
-                  ends: Mapping[str, tuple[Context, Context]], static: Optional[bool] = None):
+                  ends: Mapping[str, tuple[Context, Context]], static: Optional[bool] = None) -> "Explorer":
     """Slide along a path between two contexts: its accuracy and the nearest words of the point reached
     (headless: the first path at its midpoint). ``ends`` maps each path's name to its ``(start, end)``."""
     import ipywidgets as widgets

@@ -253,7 +253,8 @@ def test_compare_contexts_with_the_untrained_null(clip32, task, learned):
                                  cka_classnames=NAMES + ["dog", "cat"])
     assert len(table) == 6
     same = table[(table["a"] == "learned") & (table["b"] == "copy")].iloc[0]
-    assert same["agreement"] == 100 and same["cka"] == pytest.approx(1.0) and same["matched_cosine"] == pytest.approx(1.0)
+    assert same["agreement"] == 100 and same["cka"] == pytest.approx(1.0)
+    assert same["matched_cosine"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="cannot be compared"):
         lab.compare_contexts(clip32, {"a": learned, "b": torch.zeros(3, clip32.width)}, task.test)
 
@@ -278,3 +279,17 @@ def test_corpus_reads_the_run_cache(clip32, task, tmp_path):
     world = ct.use_world("embedded", data_root=tmp_path / "nothing", device="cpu")
     with pytest.raises(ValueError, match="No cached contexts"):
         lab.load_corpus(world)
+
+
+def test_benchmark_smoke(capsys):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(benchmarks) not in sys.path:
+        sys.path.insert(0, str(benchmarks))
+    importlib.import_module("bench_interpret_lab").main(["--smoke"])
+    out = capsys.readouterr().out
+    assert "torch threads: 1" in out and "|---" in out
+    assert sum(line.startswith("SUMMARY: ") for line in out.splitlines()) == 1
