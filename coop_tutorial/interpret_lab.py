@@ -657,14 +657,11 @@ def matched_cosine(a: Context, b: Context) -> tuple[float, list[int]]:
 def untrained_contexts(clip: ClipBundle, layout: PromptLearner, seeds: Sequence[int]) -> dict[str, torch.Tensor]:
     """Independently initialised, untrained contexts shaped like ``layout``'s (the random N(0, 0.02) start of
     ``train_coop`` with each seed): the null for ``compare_contexts``."""
-    fresh = PromptLearner(clip, layout.classnames[:1] if not layout.csc else layout.classnames, n_ctx=layout.n_ctx,
-                          csc=layout.csc, generator=torch.Generator())
-    out = {}
-    for seed in seeds:
-        with torch.no_grad():
-            torch.nn.init.normal_(fresh.ctx, std=0.02, generator=torch.Generator().manual_seed(seed))
-        out[f"untrained seed {seed}"] = fresh.ctx.detach().float().cpu().clone()
-    return out
+    names = layout.classnames if layout.csc else layout.classnames[:1]  # a unified context needs no class names
+    # built as train_coop builds its learner (a CPU generator, then moved to the model's device and dtype)
+    return {f"untrained seed {seed}": PromptLearner(clip, names, n_ctx=layout.n_ctx, csc=layout.csc,
+                                                    generator=torch.Generator().manual_seed(seed)).ctx.detach()
+            .float().cpu() for seed in seeds}
 
 
 def compare_contexts(clip: ClipBundle, contexts: Mapping[str, Context], features: FeatureSet,
