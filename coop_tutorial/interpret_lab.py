@@ -186,10 +186,11 @@ class ContextScorer:
     def text_features(self, ctx: Context, classnames: Optional[Sequence[str]] = None) -> torch.Tensor:
         """L2-normalised class text features ``(n_cls, embed_dim)`` (other ``classnames`` for a unified context)."""
         self._load(ctx)
-        learner = self.learner if classnames is None else self.learner.with_classnames(self.clip, classnames)
+        classifier = self.classifier
+        if classnames is not None:
+            classifier = CoOpClassifier(self.clip, self.learner.with_classnames(self.clip, classnames))
         with torch.no_grad():
-            return CoOpClassifier(self.clip, learner).text_features().float().cpu() if classnames is not None \
-                else self.classifier.text_features().float().cpu()
+            return classifier.text_features().float().cpu()
 
     def predictions(self, ctx: Context, features: Optional[FeatureSet] = None, batch_size: int = 4096) -> torch.Tensor:
         """Predicted class ``(N,)`` of every image of ``features`` (default: the scorer's)."""
@@ -197,14 +198,14 @@ class ContextScorer:
         if features is None:
             raise ValueError("No image features: pass features=... (a FeatureSet, e.g. task.test).")
         text = self.text_features(ctx)
-        images = features.view(0)
+        images = features.view(0).cpu()
         return torch.cat([(F.normalize(images[s:s + batch_size].float(), dim=-1) @ text.t()).argmax(1)
                           for s in range(0, images.shape[0], batch_size)])
 
     def correct(self, ctx: Context, features: Optional[FeatureSet] = None) -> torch.Tensor:
         """Per-image correctness ``(N,)`` (bool)."""
         features = features if features is not None else self.features
-        return self.predictions(ctx, features) == features.labels
+        return self.predictions(ctx, features) == features.labels.cpu()
 
     def accuracy(self, ctx: Context, features: Optional[FeatureSet] = None) -> float:
         """Accuracy (%)."""
@@ -481,11 +482,16 @@ def recover_discrete_prompt(clip: ClipBundle, learner: PromptLearner, dataset: A
                          "(csc=False), whose one hard prompt is a zero-shot template.")
     if init not in ("random", "context"):
         raise ValueError(f"init must be 'random' or 'context', got {init!r}.")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}.")
+    for name, value, minimum in (("steps", steps, 0), ("eval_every", eval_every, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     val, test = _splits(dataset, val)
     scorer = ContextScorer(clip, learner, val)
     ids, table = token_table(clip)
+    decoder = getattr(clip.tokenizer, "decoder", {})
+    # a brace in a word would break the "{}" template the result is used as
+    usable = torch.tensor([not {"{", "}"} & set(decoder.get(t, "")) for t in ids.tolist()])
+    ids, table = ids[usable], table[usable]
     target = scorer.text_features(learner)
     generator = torch.Generator().manual_seed(seed)
     if init == "random":

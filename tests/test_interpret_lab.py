@@ -199,6 +199,15 @@ def test_recovery_refuses_bad_input(clip32, task):
         lab.recover_discrete_prompt(clip32, words, task, init="words")
 
 
+def test_recovered_words_never_hold_a_brace(clip32, task):
+    learner = ct.PromptLearner(clip32, NAMES, ctx_init="a photo")
+    brace = clip32.tokenizer.encoder["{}</w>"]  # CLIP's vocabulary has a "{}" word
+    with torch.no_grad():
+        learner.ctx[0] = clip32.model.token_embedding.weight[brace]
+    result = lab.recover_discrete_prompt(clip32, learner, task, steps=0, init="context")
+    assert result.template.count("{") == 1 and result.words[1] == "photo"
+
+
 def test_template_layouts():
     assert lab._template(["a", "b", "c", "d"], "middle") == "a b {} c d."
     assert lab._template(["a", "b"], "front") == "{} a b."
