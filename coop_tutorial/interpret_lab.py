@@ -671,17 +671,23 @@ def untrained_contexts(clip: ClipBundle, layout: PromptLearner, seeds: Sequence[
 
 
 def compare_contexts(clip: ClipBundle, contexts: Mapping[str, Context], features: FeatureSet,
-                     layout: Optional[PromptLearner] = None,
-                     cka_classnames: Optional[Sequence[str]] = None) -> pd.DataFrame:
-    """Function against parameters for every pair of ``contexts``: one row per pair with ``a``, ``b``,
-    ``agreement`` (share of images of ``features`` given the same class), ``cka`` (linear CKA of the class text
-    features each context produces for ``cka_classnames``, default the layout's classes), ``matched_cosine`` and
-    ``same_position_cosine`` (mean cosine of vector i with vector i)."""
-    names = list(contexts)
+                     layout: Optional[PromptLearner] = None, cka_classnames: Optional[Sequence[str]] = None,
+                     null: Optional[Mapping[str, Context]] = None) -> pd.DataFrame:
+    """Function against parameters for every pair of ``contexts`` (and of the ``null`` contexts, e.g.
+    ``untrained_contexts``): one row per pair with ``a``, ``b``, ``kind`` (``"learned-learned"``,
+    ``"learned-null"`` or ``"null-null"``), ``agreement`` (% of images of ``features`` given the same class),
+    ``cka`` (linear CKA of the class text features each context produces for ``cka_classnames``, default the
+    layout's classes), ``matched_cosine`` and ``same_position_cosine`` (mean cosine of vector i with vector i)."""
+    null = dict(null or {})
+    clash = set(null) & set(contexts)
+    if clash:
+        raise ValueError(f"Names used both for contexts and for the null: {sorted(clash)}.")
+    everything = {**contexts, **null}
+    names = list(everything)
     if len(names) < 2:
         raise ValueError("compare_contexts needs at least two contexts.")
-    scorer = _scorer(clip, layout, list(contexts.values()), features)
-    vectors = {n: _vectors(c, clip) for n, c in contexts.items()}
+    scorer = _scorer(clip, layout, list(everything.values()), features)
+    vectors = {n: _vectors(c, clip) for n, c in everything.items()}
     for n in names[1:]:
         _same_shape(vectors[names[0]], vectors[n], f"compare_contexts ({names[0]!r} vs {n!r})")
     predictions = {n: scorer.predictions(v) for n, v in vectors.items()}
@@ -691,7 +697,8 @@ def compare_contexts(clip: ClipBundle, contexts: Mapping[str, Context], features
     for a, b in itertools.combinations(names, 2):
         same = F.cosine_similarity(vectors[a], vectors[b], dim=-1).mean()
         matched = matched_cosine(vectors[a], vectors[b])[0] if vectors[a].dim() == 2 else math.nan
-        rows.append(dict(a=a, b=b, agreement=100 * float((predictions[a] == predictions[b]).float().mean()),
+        kind = "-".join(sorted(("null" if n in null else "learned") for n in (a, b)))
+        rows.append(dict(a=a, b=b, kind=kind, agreement=100 * float((predictions[a] == predictions[b]).float().mean()),
                          cka=linear_cka(text[a], text[b]),
                          matched_cosine=matched,
                          same_position_cosine=float(same)))

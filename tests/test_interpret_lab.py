@@ -258,14 +258,17 @@ def test_matched_cosine_finds_the_permutation():
 def test_compare_contexts_with_the_untrained_null(clip32, task, learned):
     null = lab.untrained_contexts(clip32, learned, seeds=(1, 2))
     assert torch.equal(null["untrained seed 1"], lab.initial_context(clip32, learned, seed=1))
-    table = lab.compare_contexts(clip32, {"learned": learned, "copy": learned.ctx.detach().clone(), **null}, task.test,
-                                 cka_classnames=NAMES + ["dog", "cat"])
+    table = lab.compare_contexts(clip32, {"learned": learned, "copy": learned.ctx.detach().clone()}, task.test,
+                                 cka_classnames=NAMES + ["dog", "cat"], null=null)
     assert len(table) == 6
+    assert table["kind"].value_counts().to_dict() == {"learned-null": 4, "learned-learned": 1, "null-null": 1}
     same = table[(table["a"] == "learned") & (table["b"] == "copy")].iloc[0]
     assert same["agreement"] == 100 and same["cka"] == pytest.approx(1.0)
     assert same["matched_cosine"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="cannot be compared"):
         lab.compare_contexts(clip32, {"a": learned, "b": torch.zeros(3, clip32.width)}, task.test)
+    with pytest.raises(ValueError, match="both"):
+        lab.compare_contexts(clip32, {"learned": learned}, task.test, null={"learned": learned})
 
 
 # -------------------------------------------------------------------------------------------------- corpus
