@@ -301,7 +301,8 @@ def load_corpus(source: Any, clip: Optional[ClipBundle] = None) -> pd.DataFrame:
 
 def position_ablation(clip: ClipBundle, learner: PromptLearner, features: FeatureSet,
                       replacements: Sequence[str] = ABLATIONS, initial: Optional[torch.Tensor] = None,
-                      n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+                      n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                      progress: bool = False) -> pd.DataFrame:
     """Accuracy change when one context vector is replaced, position by position.
 
     Replacements: ``"zero"`` (the zero vector), ``"mean"`` (the mean trained-token embedding), ``"random"`` (a
@@ -325,7 +326,7 @@ def position_ablation(clip: ClipBundle, learner: PromptLearner, features: Featur
     generator = torch.Generator().manual_seed(seed)
     intact = scorer.correct(ctx).double()
     rows = []
-    for position in range(ctx.shape[-2]):
+    for position in tqdm(range(ctx.shape[-2]), desc="position ablation", disable=not progress):
         for name in replacements:
             ablated = ctx.clone()
             original = ctx[..., position, :]
