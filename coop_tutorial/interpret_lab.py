@@ -403,8 +403,10 @@ def path_barrier(path: pd.DataFrame) -> float:
     return float(max(0.0, (path["linear"] - path["accuracy"]).max()))
 
 
-def paths_figure(paths: Mapping[str, pd.DataFrame], alpha: Optional[float] = None) -> "Figure":
-    """Accuracy along each path (alpha 0: the start, 1: the end); a vertical line marks ``alpha``."""
+def paths_figure(paths: Mapping[str, pd.DataFrame], alpha: Optional[float] = None,
+                 reference: Optional[float] = None, reference_label: str = "zero-shot") -> "Figure":
+    """Accuracy along each path (alpha 0: the start, 1: the end); a vertical line marks ``alpha``, a dashed one
+    the ``reference`` accuracy (e.g. zero-shot CLIP)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.0, 3.6), layout="constrained")
@@ -413,6 +415,8 @@ def paths_figure(paths: Mapping[str, pd.DataFrame], alpha: Optional[float] = Non
         ax.plot(path["alpha"], path["accuracy"], marker="o", markersize=3, label=name)
     if alpha is not None:
         ax.axvline(alpha, color="black", linestyle=":", linewidth=1)
+    if reference is not None:
+        ax.axhline(reference, color="#7f7f7f", linestyle="--", linewidth=1, label=reference_label)
     ax.set_xlabel("alpha (0 = start, 1 = end)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy along straight paths between contexts", fontsize=11)
@@ -721,7 +725,7 @@ def ablation_explorer(table: pd.DataFrame, static: Optional[bool] = None) -> "Ex
 
 
 def path_view(clip: ClipBundle, paths: Mapping[str, pd.DataFrame], ends: Mapping[str, tuple[Context, Context]],
-              path: str, alpha: float) -> "View":
+              path: str, alpha: float, reference: Optional[float] = None) -> "View":
     """The accuracy curves with ``alpha`` marked, and the nearest words of the context at ``alpha`` on ``path``."""
     from .interpret import context_words
     from .widgets import View
@@ -730,15 +734,17 @@ def path_view(clip: ClipBundle, paths: Mapping[str, pd.DataFrame], ends: Mapping
     point = torch.lerp(start, end, float(alpha))
     row = paths[path].iloc[(paths[path]["alpha"] - alpha).abs().argmin()]
     words = context_words(point, clip)
-    fig = paths_figure(paths, alpha)
+    fig = paths_figure(paths, alpha, reference)
     fig.axes[0].set_title(f"{path}, alpha {alpha:.2f}: {row['accuracy']:.1f}%\nnearest words: {words}", fontsize=9)
     return View(fig, {"accuracy": float(row["accuracy"]), "words": words})
 
 
 def path_explorer(clip: ClipBundle, paths: Mapping[str, pd.DataFrame],
-                  ends: Mapping[str, tuple[Context, Context]], static: Optional[bool] = None) -> "Explorer":
+                  ends: Mapping[str, tuple[Context, Context]], reference: Optional[float] = None,
+                  static: Optional[bool] = None) -> "Explorer":
     """Slide along a path between two contexts: its accuracy and the nearest words of the point reached
-    (headless: the first path at its midpoint). ``ends`` maps each path's name to its ``(start, end)``."""
+    (headless: the first path at its midpoint). ``ends`` maps each path's name to its ``(start, end)``;
+    ``reference``: an accuracy drawn across (e.g. zero-shot CLIP)."""
     import ipywidgets as widgets
 
     from .widgets import explore
@@ -751,5 +757,5 @@ def path_explorer(clip: ClipBundle, paths: Mapping[str, pd.DataFrame],
     alphas = paths[names[0]]["alpha"]
     slider = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=float(alphas.iloc[1] - alphas.iloc[0]),
                                  description="alpha")
-    return explore(lambda path, alpha: path_view(clip, paths, ends, path, alpha), {"path": which, "alpha": slider},
-                   static)
+    return explore(lambda path, alpha: path_view(clip, paths, ends, path, alpha, reference),
+                   {"path": which, "alpha": slider}, static)
