@@ -26,3 +26,7 @@ from .tasks import list_tasks, load_task
 from .worlds import World, use_world
 
 __version__ = "0.1.0"
+
+# The interpretation lab (issue 17): what a learned context does, each instrument against a null.
+from .interpret_lab import (DiscretePrompt, compare_contexts, interpolation_path, load_corpus, position_ablation,
+                            recover_discrete_prompt, waywardness_test)
