@@ -257,3 +257,18 @@ def test_meta_shift_analysis(clip32, make_dataset):
     effect = shift_effect(classifier, task.test)
     assert effect["correct_with_shift"].mean() == pytest.approx(cocoop_accuracy(classifier, task.test))
     assert learner.meta_net.linear2.weight.abs().sum() > 0  # restored after the no-shift pass
+
+
+def test_bench_cocoop_smoke(capsys, single_thread):
+    """The benchmark script still runs in its tiny configuration (no timing is asserted)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    benchmarks = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if benchmarks not in sys.path:
+        sys.path.insert(0, benchmarks)
+    importlib.import_module("bench_cocoop").main(["--smoke"])
+    out = capsys.readouterr().out
+    assert "torch threads: 1" in out and "|---" in out
+    assert sum(line.startswith("SUMMARY: ") for line in out.splitlines()) == 1
