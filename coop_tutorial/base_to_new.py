@@ -266,59 +266,47 @@ def cross_dataset_table(sweep: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+METHOD_COLOURS = {"zero_shot": "#7f7f7f", "coop": "#d62728", "cocoop": "#2ca02c"}
+METHOD_LABELS = {"zero_shot": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp"}
+
+
+def base_to_new_figure(summary: pd.DataFrame, title: str = "Base-to-new: learned on base classes, tested on both"):
+    """One panel per task (and the average): base, new and H per method, seed standard deviations as error bars.
+    ``summary`` is a ``base_to_new_summary``."""
+    from matplotlib.figure import Figure
+
+    tasks = list(dict.fromkeys(summary.index.get_level_values("task")))
+    methods = list(dict.fromkeys(summary.index.get_level_values("method")))
+    columns = min(len(tasks), 5)
+    rows = -(-len(tasks) // columns)
+    fig = Figure(figsize=(2.9 * columns, 2.8 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    width = 0.8 / len(methods)
+    for ax, task in zip(axes, tasks):
+        for i, method in enumerate(methods):
+            if (task, method) not in summary.index:
+                continue
+            row = summary.loc[(task, method)]
+            errors = [row.get("base_std", 0.0), row.get("new_std", 0.0), 0.0]
+            ax.bar(np.arange(3) + (i - (len(methods) - 1) / 2) * width, [row["base"], row["new"], row["H"]], width,
+                   yerr=np.nan_to_num(errors), capsize=2, color=METHOD_COLOURS.get(method),
+                   label=METHOD_LABELS.get(method, method))
+        ax.set_xticks(range(3), ["base", "new", "H"])
+        ax.set_title(task, fontsize=10)
+        ax.set_ylim(0, 100)
+    for ax in axes[len(tasks):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
 # The protocols as a reproduction grid would call them: name -> sweep(clip, tasks, **options).
 PROTOCOLS: dict[str, Callable[..., pd.DataFrame]] = {
     "base_to_new": lambda clip, tasks, **options: base_to_new_sweep(clip, tasks, **options),
     "cross_dataset": lambda clip, tasks, **options: cross_dataset_sweep(clip, tasks[0], tasks[1:], **options),
 }
-
-
-# ------------------------------------------------------------------------------------------- meta-net shifts
-
-
-def meta_shift_table(learner, features: FeatureSet) -> pd.DataFrame:
-    """Per image: the meta-network's shift ``|pi(x)|``, the mean context-vector norm ``|V|``, their ratio, and the
-    cosine between the shift and the mean context vector: how far each image moves the context, in its units.
-
-    ``learner``: a ``CoCoOpPromptLearner``; ``features``: encoded images (first view). Columns ``image, label,
-    class, shift_norm, ctx_norm, ratio, cosine_to_ctx``; sorted by ``image``.
-    """
-    with torch.no_grad():
-        shifts = learner.shifts(features.view(0).to(learner.ctx.device)).float().cpu()
-        ctx = learner.ctx.detach().float().cpu()
-    ctx_norm = float(ctx.norm(dim=-1).mean())
-    names = features.classnames or [str(c) for c in range(int(features.labels.max()) + 1)]
-    shift_norm = shifts.norm(dim=-1)
-    cosine = torch.nn.functional.cosine_similarity(shifts, ctx.mean(0, keepdim=True), dim=-1)
-    return pd.DataFrame({"image": range(features.n_images), "label": features.labels.tolist(),
-                         "class": [names[int(y)] for y in features.labels], "shift_norm": shift_norm.numpy(),
-                         "ctx_norm": ctx_norm, "ratio": (shift_norm / ctx_norm).numpy(),
-                         "cosine_to_ctx": cosine.numpy()})
-
-
-def shift_effect(classifier, features: FeatureSet) -> pd.DataFrame:
-    """Per image: is it classified correctly with the shift (CoCoOp) and with the shift removed (``ctx`` alone,
-    i.e. CoCoOp's context used as a CoOp context)? Columns ``image, correct_with_shift, correct_without``."""
-    learner = classifier.prompt_learner
-    with torch.no_grad():
-        with_shift = cocoop_accuracy_vector(classifier, features)
-        saved = [p.detach().clone() for p in learner.meta_net.linear2.parameters()]
-        for p in learner.meta_net.linear2.parameters():
-            p.zero_()  # pi(x) = 0 for every image
-        try:
-            without = cocoop_accuracy_vector(classifier, features)
-        finally:
-            for p, value in zip(learner.meta_net.linear2.parameters(), saved):
-                p.copy_(value)
-    return pd.DataFrame({"image": range(features.n_images), "correct_with_shift": with_shift.numpy(),
-                         "correct_without": without.numpy()})
-
-
-def cocoop_accuracy_vector(classifier, features: FeatureSet, batch_size: int = 64) -> torch.Tensor:
-    """``(N,)`` booleans: is each image's prediction right."""
-    from .cocoop import cocoop_logits
-
-    return cocoop_logits(classifier, features, batch_size).argmax(1) == features.labels
 
 
 # ------------------------------------------------------------------------------------------- recipe search

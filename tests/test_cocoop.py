@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 import coop_tutorial as ct
 from coop_tutorial.base_to_new import (base_to_new_summary, base_to_new_sweep, class_half, cross_dataset_sweep,
-                                       cross_dataset_table, harmonic_mean, meta_shift_table, shift_effect)
+                                       cross_dataset_table, harmonic_mean)
+from coop_tutorial.meta_shift import meta_shift_table, shift_effect, shift_explorer, shift_summary
 from coop_tutorial.cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, cocoop_accuracy, load_cocoop,
                                   save_cocoop, train_cocoop)
 from coop_tutorial.features import FeatureSet, encode_dataset
@@ -272,3 +273,18 @@ def test_bench_cocoop_smoke(capsys, single_thread):
     out = capsys.readouterr().out
     assert "torch threads: 1" in out and "|---" in out
     assert sum(line.startswith("SUMMARY: ") for line in out.splitlines()) == 1
+
+
+def test_shift_views(clip32, make_dataset):
+    task = fake_task(clip32, make_dataset, CLASSNAMES)
+    learner = learner_with_strong_meta_net(clip32)
+    table = meta_shift_table(learner, task.test)
+    effect = shift_effect(CoCoOpClassifier(clip32, learner).eval(), task.test)
+    summary = shift_summary(table, effect)
+    assert list(summary.index) == CLASSNAMES and summary["acc_with_shift"].between(0, 100).all()
+    explorer = shift_explorer(table, task.datasets["test"], k=3, static=True)
+    top = explorer.last.numbers["top"]
+    assert len(top) == 3 and top["ratio"].iloc[0] == table["ratio"].max()
+    one = explorer.render(classname=CLASSNAMES[1], k=2).numbers["top"]
+    assert set(one["class"]) == {CLASSNAMES[1]}
+    assert isinstance(explorer.render(classname="no such class").shown, str)
