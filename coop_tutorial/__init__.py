@@ -26,3 +26,8 @@ from .tasks import list_tasks, load_task
 from .worlds import World, use_world
 
 __version__ = "0.1.0"
+
+# CoCoOp and the base-to-new / cross-dataset protocols (issue 16).
+from .cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, CoCoOpResult, cocoop_accuracy, load_cocoop,
+                     save_cocoop, train_cocoop)
+from .base_to_new import base_to_new_summary, base_to_new_sweep, class_half, cross_dataset_sweep, harmonic_mean

@@ -259,10 +259,15 @@ class CoCoOpClassifier(nn.Module):
 # ------------------------------------------------------------------------------------------------- config
 
 
-# The embedded tiny CLIP's recipe, chosen by `python -m coop_tutorial.base_to_new --recipe-search` on validation
-# splits only (see EMBEDDED_RECIPE_SEARCH below for the candidates and their scores).
-EMBEDDED_COCOOP_RECIPE: dict[str, Any] = dict(optimizer="adam", lr=3e-3, momentum=0.9, weight_decay=0.0,
-                                              batch_size=8, epochs=20, warmup_epochs=0, warmup_lr=1e-5,
+# The embedded tiny CLIP's recipe: the paper's with 8 images per step, lr x10 and 20 epochs. Chosen with
+# `python -m coop_tutorial.base_to_new --recipe-search` on validation splits only (CoCoOp trained on the base classes
+# of the four tasks with >= 8 classes, 16 shots, seeds 1-2; criterion: H of the mean base and new validation
+# accuracies). On the shipped checkpoint: the paper's recipe 82.9, this one 82.2, Adam 3e-3 batch 8 (20 / 40 epochs)
+# 79.6 / 78.2, Adam 1e-3 batch 8 (20 / 10 epochs) 72.8 / 68.9. The paper's recipe scored best, by 0.7 points; this
+# one was kept because it takes a quarter of the steps (about half the time), which keeps notebook 07 within its
+# two-minute budget.
+EMBEDDED_COCOOP_RECIPE: dict[str, Any] = dict(optimizer="sgd", lr=2e-2, momentum=0.9, weight_decay=5e-4,
+                                              batch_size=8, epochs=20, warmup_epochs=1, warmup_lr=1e-5,
                                               schedule="cosine", n_views=8)
 
 
