@@ -37,6 +37,9 @@ from .training import CoOpConfig, features_accuracy
 from .zero_shot import zero_shot_classifier
 
 METHODS = ("zero_shot", "coop", "cocoop")
+# The control that separates CoCoOp's two changes to CoOp: its recipe (4 vectors from "a photo of a", its optimiser
+# and epochs) without its meta-network, i.e. CoOp trained exactly as CoCoOp is, minus the per-image shift.
+CONTROL = "no_meta_net"
 # The real world's default tasks: the course classic (Flowers102) and the texture set the other notebooks use.
 REAL_BASE_TO_NEW_TASKS = ("oxford_flowers", "dtd")
 MIN_CLASSES = 8  # the embedded tasks big enough for two halves of >= 4 classes
@@ -149,6 +152,12 @@ def _coop_half_accuracies(clip: ClipBundle, base: TaskFeatures, new: TaskFeature
     return features_accuracy(result.classifier, base.test), features_accuracy(moved, new.test), result
 
 
+def coop_config_like(config: CoCoOpConfig) -> CoOpConfig:
+    """A CoOpConfig that trains CoOp as ``config`` trains CoCoOp (same context, optimiser, schedule, views, seed)."""
+    shared = {k: v for k, v in config.to_dict().items() if k in CoOpConfig.__dataclass_fields__}
+    return CoOpConfig(**shared)
+
+
 def _cocoop_half_accuracies(clip: ClipBundle, base: TaskFeatures, new: TaskFeatures, shots: int, seed: int,
                             config: CoCoOpConfig, cache_dir) -> tuple[float, float, CoCoOpResult]:
     result = fit_cocoop(clip, base, shots, seed, config, cache_dir)
@@ -168,14 +177,16 @@ def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: in
     Args:
         tasks: encoded tasks (all classes); each is split with ``class_half``.
         coop_config: ``shots -> CoOpConfig`` (default ``CoOpConfig.embedded``; ``sweeps.coop_recipe(world)``).
+        methods: any of ``METHODS`` and ``CONTROL`` (``"no_meta_net"``: CoOp trained with ``cocoop_config``'s
+            context and recipe, i.e. CoCoOp without its meta-network).
         cocoop_config: default ``CoCoOpConfig.embedded()`` (``cocoop_recipe(world)``).
         cache_dir: learned contexts are cached there (``fit_coop``, ``fit_cocoop``).
         keep: if a dict, the trained results are stored in it under ``(task, method, seed)`` (for analyses).
     Zero-shot (each task's default template) is deterministic: its rows have seed 0.
     """
-    unknown = set(methods) - set(METHODS)
+    unknown = set(methods) - set(METHODS + (CONTROL,))
     if unknown:
-        raise ValueError(f"Unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}.")
+        raise ValueError(f"Unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS + (CONTROL,))}.")
     make_coop = coop_config or CoOpConfig.embedded
     cocoop_config = cocoop_config or CoCoOpConfig.embedded()
     halves = [(task, class_half(task, "base"), class_half(task, "new")) for task in tasks]
@@ -191,6 +202,9 @@ def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: in
     for (task, base, new), method, seed in tqdm(jobs, desc="base-to-new", disable=not progress):
         if method == "coop":
             b, n, result = _coop_half_accuracies(clip, base, new, shots, seed, make_coop(shots), cache_dir)
+        elif method == CONTROL:
+            b, n, result = _coop_half_accuracies(clip, base, new, shots, seed, coop_config_like(cocoop_config),
+                                                 cache_dir)
         else:
             b, n, result = _cocoop_half_accuracies(clip, base, new, shots, seed, cocoop_config, cache_dir)
         if keep is not None:
@@ -301,8 +315,9 @@ def cross_dataset_table(sweep: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-METHOD_COLOURS = {"zero_shot": "#7f7f7f", "coop": "#d62728", "cocoop": "#2ca02c"}
-METHOD_LABELS = {"zero_shot": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp"}
+METHOD_COLOURS = {"zero_shot": "#7f7f7f", "coop": "#d62728", "cocoop": "#2ca02c", CONTROL: "#98df8a"}
+METHOD_LABELS = {"zero_shot": "zero-shot CLIP", "coop": "CoOp", "cocoop": "CoCoOp",
+                 CONTROL: "CoCoOp without meta-net"}
 
 
 def base_to_new_figure(summary: pd.DataFrame, title: str = "Base-to-new: learned on base classes, tested on both"):

@@ -236,6 +236,11 @@ def test_protocol_sweeps_on_a_fake_task(clip32, make_dataset, single_thread):
     assert list(sweep["method"]) == ["zero_shot", "coop", "cocoop"]
     assert sweep[["base", "new"]].stack().between(0, 100).all()
     assert set(kept) == {("fake", "coop", 1), ("fake", "cocoop", 1)}
+    control = base_to_new_sweep(clip32, [task], shots=2, seeds=(1,), methods=("no_meta_net",), cocoop_config=cocoop,
+                                progress=False, keep=kept)
+    learner = kept[("fake", "no_meta_net", 1)].learner
+    assert len(control) == 1 and learner.n_ctx == 4 and learner.ctx_init == "a photo of a"
+    assert kept[("fake", "no_meta_net", 1)].config.lr == cocoop.lr
     other = fake_task(clip32, make_dataset, ["cat", "dog", "bird"])
     other.name = "other"
     cross = cross_dataset_sweep(clip32, task, [other], shots=2, seeds=(1,), coop_config=coop, cocoop_config=cocoop,
@@ -254,10 +259,19 @@ def test_meta_shift_analysis(clip32, make_dataset):
     expected = learner.shifts(task.test.view(0)).norm(dim=-1).detach()
     assert torch.allclose(torch.tensor(table["shift_norm"].to_numpy()), expected, atol=1e-5)
     assert table["ratio"].iloc[0] == pytest.approx(table["shift_norm"].iloc[0] / table["ctx_norm"].iloc[0])
+    shifts = learner.shifts(task.test.view(0)).detach()
+    specific = (shifts - shifts.mean(0)).norm(dim=-1)
+    assert torch.allclose(torch.tensor(table["specific_norm"].to_numpy()), specific, atol=1e-5)
     classifier = CoCoOpClassifier(clip32, learner).eval()
+    meta_net = learner.meta_net
     effect = shift_effect(classifier, task.test)
-    assert effect["correct_with_shift"].mean() == pytest.approx(cocoop_accuracy(classifier, task.test))
-    assert learner.meta_net.linear2.weight.abs().sum() > 0  # restored after the no-shift pass
+    assert learner.meta_net is meta_net  # restored after the constant-shift passes
+    assert effect["correct"].mean() == pytest.approx(cocoop_accuracy(classifier, task.test))
+    # The no-shift column is CoCoOp's ctx used as a plain CoOp context.
+    coop = ct.CoOpClassifier(clip32, ct.PromptLearner(clip32, CLASSNAMES, n_ctx=4))
+    with torch.no_grad():
+        coop.prompt_learner.ctx.copy_(learner.ctx)
+    assert effect["correct_no_shift"].mean() == pytest.approx(ct.training.features_accuracy(coop, task.test))
 
 
 def test_bench_cocoop_smoke(capsys, single_thread):
@@ -281,10 +295,12 @@ def test_shift_views(clip32, make_dataset):
     table = meta_shift_table(learner, task.test)
     effect = shift_effect(CoCoOpClassifier(clip32, learner).eval(), task.test)
     summary = shift_summary(table, effect)
-    assert list(summary.index) == CLASSNAMES and summary["acc_with_shift"].between(0, 100).all()
+    assert list(summary.index) == CLASSNAMES and summary[["acc", "acc_mean_shift", "acc_no_shift"]].stack().between(
+        0, 100).all()
     explorer = shift_explorer(table, task.datasets["test"], k=3, static=True)
     top = explorer.last.numbers["top"]
-    assert len(top) == 3 and top["ratio"].iloc[0] == table["ratio"].max()
+    assert len(top) == 3 and top["specific_ratio"].iloc[0] == table["specific_ratio"].max()
+    assert explorer.render(by="ratio").numbers["top"]["ratio"].iloc[0] == table["ratio"].max()
     one = explorer.render(classname=CLASSNAMES[1], k=2).numbers["top"]
     assert set(one["class"]) == {CLASSNAMES[1]}
     assert isinstance(explorer.render(classname="no such class").shown, str)
