@@ -47,6 +47,7 @@ from .prompt_learner import PromptLearner
 from .text_encoder import TextEncoder, _block_forward, _qkv
 
 COCOOP_FORMAT = "coop-tutorial/cocoop"
+EVAL_PAIRS = 8192  # (image, class) prompts per text pass when no gradient is needed
 
 
 class CoCoOpPromptLearner(PromptLearner):
@@ -209,8 +210,15 @@ class CoCoOpClassifier(nn.Module):
         return F.normalize(features, dim=-1)
 
     def logits_from_features(self, image_features: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, n_cls)`` for image features ``(B, embed_dim)`` (normalised here if they are not)."""
+        """Logits ``(B, n_cls)`` for image features ``(B, embed_dim)`` (normalised here if they are not).
+
+        Without gradients (evaluation, e.g. ``ct.evaluate`` with its batches of 1000) the images go through in
+        groups of at most ``EVAL_PAIRS`` (image, class) prompts, so memory stays bounded."""
         image_features = F.normalize(image_features.to(self.prompt_learner.ctx.dtype), dim=-1)
+        step = max(1, EVAL_PAIRS // self.prompt_learner.n_cls)
+        if not torch.is_grad_enabled() and image_features.shape[0] > step:
+            return torch.cat([self.logits_from_features(image_features[s:s + step])
+                              for s in range(0, image_features.shape[0], step)])
         text = self.text_features(image_features)
         return self.logit_scale.exp() * torch.einsum("bd,bcd->bc", image_features, text)
 

@@ -304,3 +304,17 @@ def test_shift_views(clip32, make_dataset):
     one = explorer.render(classname=CLASSNAMES[1], k=2).numbers["top"]
     assert set(one["class"]) == {CLASSNAMES[1]}
     assert isinstance(explorer.render(classname="no such class").shown, str)
+
+
+def test_evaluation_in_bounded_groups_gives_the_same_logits(clip32, monkeypatch):
+    import coop_tutorial.cocoop as cocoop_module
+
+    classifier = CoCoOpClassifier(clip32, learner_with_strong_meta_net(clip32)).eval()
+    image = features(7, clip32.embed_dim, seed=3)
+    with torch.no_grad():
+        whole = classifier.logits_from_features(image)
+        monkeypatch.setattr(cocoop_module, "EVAL_PAIRS", 2 * len(CLASSNAMES))  # two images per group
+        grouped = classifier.logits_from_features(image)
+        result = ct.evaluate(classifier, (image, torch.zeros(7, dtype=torch.long)), classnames=CLASSNAMES)
+    assert torch.allclose(whole, grouped, atol=1e-6)
+    assert result.predictions.tolist() == whole.argmax(1).tolist()
