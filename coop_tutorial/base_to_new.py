@@ -347,7 +347,8 @@ def base_to_new_figure(summary: pd.DataFrame, title: str = "Base-to-new: learned
     for ax in axes[len(tasks):]:
         ax.set_visible(False)
     axes[0].set_ylabel("test accuracy (%)")
-    axes[0].legend(fontsize=7, loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(methods), fontsize=8)
     fig.suptitle(title, fontsize=11)
     return fig
 
