@@ -318,3 +318,21 @@ def test_evaluation_in_bounded_groups_gives_the_same_logits(clip32, monkeypatch)
         result = ct.evaluate(classifier, (image, torch.zeros(7, dtype=torch.long)), classnames=CLASSNAMES)
     assert torch.allclose(whole, grouped, atol=1e-6)
     assert result.predictions.tolist() == whole.argmax(1).tolist()
+
+
+def test_recipes_per_world_and_the_recipe_search(clip32, make_dataset, single_thread):
+    from coop_tutorial.base_to_new import cocoop_recipe, coop_config_like, recipe_search, recipe_summary
+
+    assert cocoop_recipe(ct.use_world("embedded")) == CoCoOpConfig.embedded()
+    assert cocoop_recipe(ct.use_world("real", backbone="ViT-B-16", pretrained="openai")) == CoCoOpConfig.paper()
+    like = coop_config_like(CoCoOpConfig.embedded(seed=4))
+    assert isinstance(like, ct.CoOpConfig) and (like.n_ctx, like.ctx_init, like.lr, like.seed) == (
+        4, "a photo of a", CoCoOpConfig.embedded().lr, 4)
+    task = fake_task(clip32, make_dataset, CLASSNAMES)
+    results = recipe_search(clip32, [task], {"a": dict(epochs=2, batch_size=4), "b": dict(epochs=3, batch_size=4)},
+                            shots=2, seeds=(1,), progress=False)
+    assert list(results.columns) == ["candidate", "task", "seed", "base_val", "new_val"] and len(results) == 2
+    summary = recipe_summary(results)
+    assert summary["H_val"].is_monotonic_decreasing
+    assert summary["H_val"].iloc[0] == pytest.approx(harmonic_mean(summary["base_val"].iloc[0],
+                                                                   summary["new_val"].iloc[0]))
