@@ -10,9 +10,9 @@ Both train with the paper's recipe (``CoCoOpConfig.paper()``: batch 1, SGD) for 
 of ``n`` ImageNet class names. Per configuration, in a fresh process: the median step time after one warm-up step,
 extrapolated to an epoch (``16 * n / batch`` steps), and the peak memory of the steps (CUDA: the allocator's peak;
 CPU: the highest resident memory seen by a thread polling every 2 ms during training, minus the resident memory
-before it; training includes the image augmentation and encoding of the official-style loop). Our one-time encoding of 8 views per
-image is reported apart. Models: the embedded tiny CLIP and a random-weight ViT-B-16 (no download; timing and
-memory do not depend on the weights).
+before it; training includes the image augmentation and encoding of the official-style loop). Our one-time
+encoding of 8 views per image is reported apart. Models: the embedded tiny CLIP and a random-weight ViT-B-16
+(no download; timing and memory do not depend on the weights).
 
     python benchmarks/bench_cocoop.py               # tiny and ViT-B-16, 10 and 100 classes (about 15 min on 1 core)
     python benchmarks/bench_cocoop.py --smoke       # seconds: tiny random model, 4 classes, 1 step

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -31,8 +30,7 @@ from .cocoop import (CoCoOpConfig, CoCoOpResult, build_cocoop_classifier, cocoop
 from .classifier import CoOpClassifier
 from .datasets.splits import base_new_classes
 from .features import FeatureSet
-from .sweeps import (DEFAULT_SEEDS, TaskFeatures, _accuracy, _digest, _final_val_only, _weights_fingerprint,
-                     coop_recipe, fit_coop)
+from .sweeps import DEFAULT_SEEDS, TaskFeatures, _accuracy, _digest, _final_val_only, _weights_fingerprint, fit_coop
 from .training import CoOpConfig, features_accuracy
 from .zero_shot import zero_shot_classifier
 

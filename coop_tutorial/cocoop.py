@@ -75,8 +75,9 @@ class CoCoOpPromptLearner(PromptLearner):
                          generator=generator)
         vis_dim, ctx_dim = clip.embed_dim, self.width
         if vis_dim // 16 < 1:
-            raise ValueError(f"The meta-network's hidden layer has image-feature width // 16 units, but {clip.name!r}'s "
-                             f"image features have only {vis_dim} dimensions; CoCoOp needs at least 16.")
+            raise ValueError(f"The meta-network's hidden layer has image-feature width // 16 units, but "
+                             f"{clip.name!r}'s image features have only {vis_dim} dimensions; CoCoOp needs at "
+                             f"least 16.")
         self.meta_net = nn.Sequential(OrderedDict([
             ("linear1", nn.Linear(vis_dim, vis_dim // 16)),
             ("relu", nn.ReLU(inplace=True)),
@@ -509,9 +510,9 @@ def load_cocoop(path: Union[str, Path], clip: ClipBundle, classnames: Optional[S
     saved = list(meta["classnames"])
     names = saved if classnames is None else list(classnames)
     if names != saved and not new_classes:
-        problems.append(f"classnames: trained on {len(saved)} classes ({', '.join(saved[:3])}, ...), given {len(names)} "
-                        f"others ({', '.join(names[:3])}, ...); pass new_classes=True to use the learned context on "
-                        f"other classes (base-to-new, cross-dataset)")
+        problems.append(f"classnames: trained on {len(saved)} classes ({', '.join(saved[:3])}, ...), given "
+                        f"{len(names)} others ({', '.join(names[:3])}, ...); pass new_classes=True to use the "
+                        f"learned context on other classes (base-to-new, cross-dataset)")
     if problems:
         raise ValueError(f"Cannot load the CoCoOp checkpoint {path}: " + "; ".join(problems) + ".")
     learner = CoCoOpPromptLearner(clip, names, n_ctx=meta["n_ctx"], ctx_init=None, generator=torch.Generator())

@@ -1,6 +1,4 @@
 """CoCoOp: the official layout and names, equality with the official forward, training, checkpoints, protocols."""
-import math
-
 import pandas as pd
 import pytest
 import torch
