@@ -9,6 +9,7 @@
 
     python -m coop_tutorial.base_to_new                   # the embedded world's base-to-new table (3 seeds)
     python -m coop_tutorial.base_to_new --recipe-search   # how CoCoOpConfig.embedded was chosen (validation only)
+    python -m coop_tutorial.base_to_new --cross-dataset shapes   # learn on shapes, test on every other task
 
 ``PROTOCOLS`` names both sweeps with one signature, the seam a reproduction grid can call.
 """
@@ -409,6 +410,8 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe-search", action="store_true", help="compare RECIPE_CANDIDATES on validation")
+    parser.add_argument("--cross-dataset", metavar="SOURCE", default=None,
+                        help="instead: learn on SOURCE (all classes, 16 shots) and test on every main task")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--candidates", nargs="+", default=list(RECIPE_CANDIDATES), choices=list(RECIPE_CANDIDATES))
     args = parser.parse_args(argv)
@@ -416,6 +419,17 @@ def main(argv: Optional[list[str]] = None) -> None:
     torch.set_num_threads(1)
     world = use_world("embedded")
     clip = load_clip("tiny")
+    if args.cross_dataset:
+        from .sweeps import task_roles
+
+        names = [args.cross_dataset] + [n for n in task_roles(world).main if n != args.cross_dataset]
+        encoded = [encode_task(clip, name) for name in names]
+        sweep = cross_dataset_sweep(clip, encoded[0], encoded[1:], seeds=args.seeds or DEFAULT_SEEDS)
+        print(f"Cross-dataset: learned on {args.cross_dataset} (16 shots), test accuracy (%), mean of seeds "
+              f"{args.seeds or list(DEFAULT_SEEDS)}")
+        print(cross_dataset_table(sweep).rename(index=METHOD_LABELS).to_string(float_format=lambda v: f"{v:.1f}"))
+        print(f"\n({time.time() - start:.0f} s)")
+        return
     tasks = [encode_task(clip, name) for name in default_tasks(world)]
     if args.recipe_search:
         seeds = args.seeds or [1, 2]
