@@ -27,7 +27,7 @@ from .worlds import World, use_world
 
 __version__ = "0.1.0"
 
-# CoCoOp and the base-to-new / cross-dataset protocols (issue 16).
+# CoCoOp (issue 16); its protocols live in coop_tutorial.base_to_new (also `python -m coop_tutorial.base_to_new`, so
+# not imported here), the meta-network analysis in coop_tutorial.meta_shift.
 from .cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, CoCoOpResult, cocoop_accuracy, load_cocoop,
                      save_cocoop, train_cocoop)
-from .base_to_new import base_to_new_summary, base_to_new_sweep, class_half, cross_dataset_sweep, harmonic_mean
