@@ -41,10 +41,11 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .classifier import check_images
-from .clip_loader import ClipBundle
+from .clip_loader import ClipBundle, weights_fingerprint
 from .features import FeatureSet, check_labels, encode_dataset
 from .prompt_learner import PromptLearner
 from .text_encoder import TextEncoder, _block_forward, _qkv
+from .validation import check_features, check_same_classes
 
 COCOOP_FORMAT = "coop-tutorial/cocoop"
 EVAL_PAIRS = 8192  # (image, class) prompts per text pass when no gradient is needed
@@ -311,6 +312,11 @@ class CoCoOpConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise a ValueError naming the first invalid field; ``train_cocoop`` calls it again, so a field changed
+        after construction is caught before any work."""
         from .training import CoOpConfig
 
         check_official_layout(self.csc, self.class_token_position)
@@ -382,9 +388,16 @@ def train_cocoop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
     if not isinstance(config, CoCoOpConfig):
         raise ValueError(f"config must be a CoCoOpConfig, got {type(config).__name__}; e.g. ct.CoCoOpConfig.paper() "
                          f"(a CoOpConfig goes to ct.train_coop).")
+    config.validate()
     names = list(classnames) if classnames is not None else getattr(train_set, "classnames", None)
     if names is None:
         raise ValueError("train_set has no .classnames; pass classnames=... (one name per label).")
+    if len(train_set) == 0:
+        raise ValueError("train_set is empty: CoCoOp needs at least one labelled image per class (check the split "
+                         "and the few-shot shots).")
+    if val_set is not None:
+        check_same_classes(names, getattr(val_set, "classnames", None), "the training set", "val_set",
+                           "Pass the validation split of the same task (world.load_task(task, 'val')).")
     _check_device(clip, config)
     generator = torch.Generator().manual_seed(config.seed)
     learner = CoCoOpPromptLearner(clip, names, n_ctx=config.n_ctx, ctx_init=config.ctx_init, generator=generator)
@@ -398,6 +411,7 @@ def train_cocoop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
         val_features = val_set if isinstance(val_set, FeatureSet) else encode_dataset(
             clip, val_set, batch_size=config.feature_batch_size, name="val", progress=config.progress)
         check_labels(val_features.labels, names)
+        check_features(val_features.view(0), clip.embed_dim, "val_set's features")
     encode_seconds = time.perf_counter() - start
 
     _emit(callbacks, "on_train_start", learner)
@@ -462,6 +476,7 @@ def save_cocoop(path: Union[str, Path], learner_or_result: Any, extra: Optional[
                          f"{type(learner_or_result).__name__} (CoOp contexts: ct.save_context).")
     config = getattr(learner_or_result, "config", None)
     meta = {"format": COCOOP_FORMAT, "library_version": __version__, "model_name": learner.clip_name,
+            "pretrained": learner.clip_pretrained, "weights_fingerprint": learner.weights_fingerprint,
             "width": learner.width, "embed_dim": learner.embed_dim, "context_length": learner.context_length,
             "n_ctx": learner.n_ctx, "classnames": list(learner.classnames), "ctx_init": learner.ctx_init,
             "config": config.to_dict() if config is not None else None, "extra": extra or {}}
@@ -481,7 +496,7 @@ def save_cocoop(path: Union[str, Path], learner_or_result: Any, extra: Optional[
 
 
 def load_cocoop(path: Union[str, Path], clip: ClipBundle, classnames: Optional[Sequence[str]] = None,
-                new_classes: bool = False) -> CoCoOpPromptLearner:
+                new_classes: bool = False, allow_other_weights: bool = False) -> CoCoOpPromptLearner:
     """A ``CoCoOpPromptLearner`` carrying a saved context and meta-network.
 
     Args:
@@ -489,6 +504,8 @@ def load_cocoop(path: Union[str, Path], clip: ClipBundle, classnames: Optional[S
         classnames: the classes to build prompts for (default: the saved ones).
         new_classes: allow ``classnames`` other than the saved ones, e.g. base-to-new's new half. Off by default
             so that a class list passed by mistake (another dataset, another order) is reported, not evaluated.
+        allow_other_weights: load onto other weights of the same architecture (the checkpoint records a
+            fingerprint of the weights it was trained with; by default another one is refused).
 
     Raises:
         ValueError: for a file that is not a CoCoOp checkpoint, another model, or another class list.
@@ -507,6 +524,11 @@ def load_cocoop(path: Union[str, Path], clip: ClipBundle, classnames: Optional[S
     problems = [f"{field}: saved {meta[field]!r}, given model has {value!r}"
                 for field, value in (("model_name", clip.name), ("width", clip.width), ("embed_dim", clip.embed_dim))
                 if meta[field] != value]
+    saved_print, given_print = meta.get("weights_fingerprint"), weights_fingerprint(clip)
+    if saved_print and saved_print != given_print and not allow_other_weights and meta["model_name"] == clip.name:
+        problems.append(f"weights: trained on {meta['model_name']!r} with pretrained={meta.get('pretrained')!r} "
+                        f"(weights {saved_print}), given pretrained={clip.pretrained!r} (weights {given_print}); load "
+                        f"the weights it was trained with, or pass allow_other_weights=True to transfer it knowingly")
     saved = list(meta["classnames"])
     names = saved if classnames is None else list(classnames)
     if names != saved and not new_classes:

@@ -172,6 +172,10 @@ def test_checkpoint_round_trip_and_errors(clip32, tmp_path):
                           CoCoOpClassifier(clip32, learner).logits_from_features(image), atol=1e-6)
     with pytest.raises(ValueError, match="model_name"):
         load_cocoop(path, make_clip(32, name="other"))
+    other_weights = make_clip(32, seed=7, name=clip32.name)
+    with pytest.raises(ValueError, match="allow_other_weights=True"):
+        load_cocoop(path, other_weights)
+    assert load_cocoop(path, other_weights, allow_other_weights=True).n_ctx == 4
     with pytest.raises(ValueError, match="new_classes=True"):
         load_cocoop(path, clip32, classnames=["cat", "dog"])
     moved = load_cocoop(path, clip32, classnames=["cat", "dog"], new_classes=True)
@@ -334,3 +338,17 @@ def test_recipes_per_world_and_the_recipe_search(clip32, make_dataset, single_th
     assert summary["H_val"].is_monotonic_decreasing
     assert summary["H_val"].iloc[0] == pytest.approx(harmonic_mean(summary["base_val"].iloc[0],
                                                                    summary["new_val"].iloc[0]))
+
+
+def test_train_cocoop_rejects_bad_data(clip32, make_dataset):
+    train = make_dataset(per_class=2)
+    config = CoCoOpConfig.paper(epochs=2, progress=False)
+    config.epochs = 0  # changed after construction: caught when training starts
+    with pytest.raises(ValueError, match="CoCoOpConfig.epochs"):
+        train_cocoop(clip32, train, config=config)
+    with pytest.raises(ValueError, match="empty"):
+        train_cocoop(clip32, FeatureSet(torch.zeros(1, 0, clip32.embed_dim), torch.zeros(0, dtype=torch.long),
+                                        CLASSNAMES), config=CoCoOpConfig.paper(progress=False))
+    with pytest.raises(ValueError, match="val_set"):
+        train_cocoop(clip32, train, make_dataset(per_class=2, classnames=["cat", "dog"]),
+                     config=CoCoOpConfig.paper(epochs=2, progress=False))
