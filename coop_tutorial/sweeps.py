@@ -22,7 +22,7 @@ from .checkpoint import load_context, save_context
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
 from .features import FeatureSet, encode_dataset
-from .few_shot import few_shot_split, few_shot_val_split
+from .few_shot import draw_method, few_shot_split, few_shot_val_split, official_few_shot_splits
 from .linear_probe import LinearProbe, fit_linear_probe
 from .training import CoOpConfig, TrainResult, build_classifier, features_accuracy, train_coop
 from .zero_shot import template_accuracies, zero_shot_classifier
@@ -56,10 +56,17 @@ class TaskFeatures:
 
     def few_shot(self, shots: int, seed: int) -> tuple[FeatureSet, FeatureSet, FeatureSet]:
         """(train eval-view features, train augmented-view features, val features) of one few-shot draw."""
-        train_idx = few_shot_split(self.datasets["train"], shots, seed=seed).indices
-        val_idx = few_shot_val_split(self.datasets["val"], shots, seed=seed).indices
+        train_idx, val_idx = (split.indices for split in self.few_shot_splits(shots, seed))
         return (subset_features(self.train, train_idx), subset_features(self.train_views, train_idx),
                 subset_features(self.val, val_idx))
+
+    def few_shot_splits(self, shots: int, seed: int) -> tuple:
+        """The few-shot draws of images (train, val): the official ones for the paper's datasets, seeded ones
+        in the embedded world (``few_shot.draw_method``)."""
+        train, val = self.datasets["train"], self.datasets["val"]
+        if draw_method(train) == "official":
+            return official_few_shot_splits(train, val, shots, seed)
+        return few_shot_split(train, shots, seed=seed), few_shot_val_split(val, shots, seed=seed)
 
 
 def subset_features(features: FeatureSet, indices: Sequence[int]) -> FeatureSet:
@@ -135,7 +142,9 @@ def fit_coop(clip: ClipBundle, task: TaskFeatures, shots: int, seed: int,
     if path is not None and path.exists():
         return _cached_result(path, clip, task, config)
     _, views, val = task.few_shot(shots, seed)
-    result = train_coop(clip, views, val, config=config, classnames=task.classnames)
+    # cached=False: the official loop, a fresh augmentation of each few-shot image at every step.
+    train = views if config.cached else task.few_shot_splits(shots, seed)[0]
+    result = train_coop(clip, train, val, config=config, classnames=task.classnames)
     if path is not None:
         save_context(path, result, extra={"task": task.name, "shots": shots, "seed": seed,
                                           "history": result.history})
@@ -507,7 +516,8 @@ def _code_fingerprint() -> str:
     import inspect
 
     here = Path(__file__).parent
-    own = [inspect.getsource(f).encode() for f in (fit_coop, TaskFeatures.few_shot, subset_features, encode_task)]
+    own = [inspect.getsource(f).encode() for f in (fit_coop, TaskFeatures.few_shot, TaskFeatures.few_shot_splits,
+                                                  subset_features, encode_task)]
     return _digest(*((here / name).read_bytes() for name in _TRAINING_CODE), *own)
 
 
