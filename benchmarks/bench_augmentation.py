@@ -9,7 +9,8 @@ views an 8-view encoding would make). The table reports test accuracy (mean over
 to the official loop, with the spread of that difference over tasks and seeds. This measures an
 approximation; nothing is tuned on it.
 
-    python benchmarks/bench_augmentation.py                 # 7 tasks x 3 seeds x 4 loops (about 40 min on 1 thread)
+    python benchmarks/bench_augmentation.py --shots 4       # 7 tasks x 3 seeds x 4 loops (the docs table)
+    python benchmarks/bench_augmentation.py                 # 16 shots: the official loop takes ~4.5 min a run here
     python benchmarks/bench_augmentation.py --smoke         # seconds: one task, one seed, 2 epochs
     python benchmarks/bench_augmentation.py --csv out.csv   # also write the per-run rows
 """
