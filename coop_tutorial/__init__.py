@@ -26,3 +26,8 @@ from .tasks import list_tasks, load_task
 from .worlds import World, use_world
 
 __version__ = "0.1.0"
+
+# Reproducing the paper (issue 14): the official few-shot draws and checkpoints, and the grid runner.
+from .checkpoint import read_official_context
+from .few_shot import official_few_shot_splits
+from .reproduce import RunSpec, make_grid, run_grid

@@ -127,3 +127,11 @@ def test_the_embedded_grid_on_a_two_worker_local_cluster(tmp_path, allow_loopbac
     inline = run_grid(specs[:1], tmp_path / "inline", progress=False)  # the same run in-process: same numbers
     assert inline.failed == [] and json.loads((tmp_path / "inline" / specs[0].key).read_text())["accuracy"] == \
         records[0]["accuracy"]
+
+
+def test_cli_reproduce_subcommand(tmp_path, capsys):
+    from coop_tutorial import cli
+
+    assert cli.main(["reproduce", "--report-only", "--out", str(tmp_path)]) == 0
+    assert "No finished runs yet" in capsys.readouterr().out
+    assert cli.main(["frobnicate"]) == 2 and "unknown subcommand 'frobnicate'" in capsys.readouterr().out
