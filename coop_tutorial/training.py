@@ -2,10 +2,11 @@
 
 The loop is the official one (cross-entropy on ``logit_scale.exp() * cos``, only ``ctx`` optimised, lr set
 per epoch by a cosine schedule after a constant warm-up epoch, last incomplete batch dropped) with three
-speed-ups that do not change the method:
+speed-ups; the first is an approximation, the other two are exact:
 
 * image features are computed once, for ``n_views`` augmented views per image; each epoch every image
-  uses one of its views (the official loop re-encodes a fresh augmentation at every step);
+  uses one of its views (the official loop re-encodes a fresh augmentation at every step, so it sees many more
+  distinct crops; ``benchmarks/bench_augmentation.py`` measures the difference);
 * the text transformer runs only up to the longest prompt's EOS (see ``text_encoder.py``);
 * the positions every class shares (SOS + a unified context) run once per step, not once per class.
 
