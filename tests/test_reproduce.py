@@ -7,6 +7,7 @@ import socket
 
 import numpy as np
 import pytest
+import torch
 
 from coop_tutorial import reproduce as rp
 from coop_tutorial.reproduce import RunSpec, make_grid, run_grid
@@ -135,3 +136,18 @@ def test_cli_reproduce_subcommand(tmp_path, capsys):
     assert cli.main(["reproduce", "--report-only", "--out", str(tmp_path)]) == 0
     assert "No finished runs yet" in capsys.readouterr().out
     assert cli.main(["frobnicate"]) == 2 and "unknown subcommand 'frobnicate'" in capsys.readouterr().out
+
+
+def test_sweeps_run_the_official_uncached_loop_when_asked():
+    from coop_tutorial import CoOpConfig, load_clip
+    from coop_tutorial.sweeps import encode_task, fit_coop, shot_sweep
+
+    clip = load_clip("tiny")
+    task = encode_task(clip, "counts", n_views=2)
+    official = fit_coop(clip, task, 1, 1, CoOpConfig.embedded(1, epochs=2, cached=False))
+    cached = fit_coop(clip, task, 1, 1, CoOpConfig.embedded(1, epochs=2))
+    assert official.train_features is None and cached.train_features is not None  # fresh crops vs cached views
+    assert not torch.equal(official.learner.ctx, cached.learner.ctx)
+    sweep = shot_sweep(clip, [task], shots=(1,), seeds=(1,), methods=("coop",), progress=False,
+                       config=lambda k: CoOpConfig.embedded(k, epochs=2, cached=False))
+    assert len(sweep) == 2 and sweep["accuracy"].between(0, 100).all()
