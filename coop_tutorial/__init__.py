@@ -30,4 +30,15 @@ __version__ = "0.1.0"
 # Reproducing the paper (issue 14): the official few-shot draws and checkpoints, and the grid runner.
 from .checkpoint import read_official_context
 from .few_shot import official_few_shot_splits
-from .reproduce import RunSpec, make_grid, run_grid
+
+_REPRODUCE_EXPORTS = ("RunSpec", "make_grid", "run_grid")
+
+
+def __getattr__(name: str):
+    """``ct.make_grid`` etc. import ``coop_tutorial.reproduce`` on first use, so that ``python -m
+    coop_tutorial.reproduce`` does not find the module already imported by the package (a runpy warning)."""
+    if name in _REPRODUCE_EXPORTS:
+        from . import reproduce
+
+        return getattr(reproduce, name)
+    raise AttributeError(f"module 'coop_tutorial' has no attribute {name!r}")
