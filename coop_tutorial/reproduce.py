@@ -559,6 +559,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """The ``reproduce`` command: run (or resume) the grid, then print the report. Returns the exit status."""
     args = build_parser().parse_args(argv)
     out = Path(args.out or Path("runs") / "reproduce" / args.world)
+    if args.report_only and not out.is_dir():
+        print(f"error: no results folder at {out}; run the grid first (drop --report-only) or pass --out.")
+        return 2
     if not args.report_only:
         options = dict(pretrained=args.pretrained, data_root=args.data_root, precision=args.precision,
                        cached=not args.uncached, epochs=args.epochs)

@@ -135,6 +135,8 @@ def test_cli_reproduce_subcommand(tmp_path, capsys):
 
     assert cli.main(["reproduce", "--report-only", "--out", str(tmp_path)]) == 0
     assert "No finished runs yet" in capsys.readouterr().out
+    assert cli.main(["reproduce", "--report-only", "--out", str(tmp_path / "none")]) == 2
+    assert "no results folder" in capsys.readouterr().out
     assert cli.main(["frobnicate"]) == 2 and "unknown subcommand 'frobnicate'" in capsys.readouterr().out
 
 
