@@ -65,18 +65,26 @@ def step_seconds(clip: ct.ClipBundle, n_classes: int, precision: str, steps: int
     return statistics.median(timed), len(timed)
 
 
-def speed(models: list[tuple[str, str, int, int]]) -> list[dict]:
+def speed(models: list[tuple[str, str, int, int]], repeats: int) -> list[dict]:
+    """Per model, ``repeats`` rounds over the precisions (interleaved, so a change in the machine's load hits all
+    of them alike); each round's median step, then the median over rounds."""
     rows = []
     for model, pretrained, n_classes, steps in models:
         clip = ct.load_clip(model, pretrained=pretrained)
-        base = None
+        rounds = repeats if steps > 1 else 1
+        seconds: dict[str, list[float]] = {p: [] for p in PRECISIONS}
+        timed = 0
+        for _ in range(rounds):
+            for precision in PRECISIONS:
+                value, timed = step_seconds(clip, n_classes, precision, steps)
+                seconds[precision].append(value)
+                print(f"  {model} {n_classes} classes {precision}: {value:.3f} s/step", flush=True)
+        base = statistics.median(seconds["fp32"])
         for precision in PRECISIONS:
-            seconds, timed = step_seconds(clip, n_classes, precision, steps)
-            base = seconds if precision == "fp32" else base
-            rows.append(dict(model=model, classes=n_classes, precision=precision, step=C.fmt_seconds(seconds),
-                             speedup_vs_fp32=f"{base / seconds:.2f}x",
-                             steps_timed=f"{timed}" + (" (incl. warm-up)" if steps == 1 else "")))
-            print(f"  {model} {n_classes} classes {precision}: {seconds:.3f} s/step", flush=True)
+            value = statistics.median(seconds[precision])
+            rows.append(dict(model=model, classes=n_classes, precision=precision, step=C.fmt_seconds(value),
+                             speedup_vs_fp32=f"{base / value:.2f}x",
+                             steps_timed=f"{rounds} x {timed}" + (" (incl. warm-up)" if steps == 1 else "")))
         del clip
     return rows
 
@@ -105,6 +113,9 @@ def main() -> None:
     C.add_common_arguments(parser, "seconds: tiny model, 2 steps, one task and seed, 2 epochs")
     parser.add_argument("--part", choices=("speed", "accuracy", "all"), default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds over the precisions")
+    parser.add_argument("--models", nargs="+", default=["vit100", "vit1000", "tiny"],
+                        choices=["vit100", "vit1000", "tiny"], help="part A's models")
     args = parser.parse_args()
     threads = C.set_threads(args.threads)
     print(C.machine_header(threads, "CoOp precision: bf16 and amp against fp32 on CPU"))
@@ -112,11 +123,13 @@ def main() -> None:
         models = [("tiny", "random", 10, 2)]
         tasks, seeds, epochs = MAIN_TASKS[:1], args.seeds[:1], 2
     else:
-        models = [("ViT-B-16", "random", 100, 4), ("ViT-B-16", "random", 1000, 1), ("tiny", None, 10, 11)]
+        choices = {"vit100": ("ViT-B-16", "random", 100, 4), "vit1000": ("ViT-B-16", "random", 1000, 1),
+                   "tiny": ("tiny", None, 10, 11)}
+        models = [choices[m] for m in args.models]
         tasks, seeds, epochs = MAIN_TASKS, args.seeds, None
     start = time.perf_counter()
     if args.part in ("speed", "all"):
-        rows = speed(models)
+        rows = speed(models, args.repeats)
         print("\n## Step time of the cached loop (batch 32, text pass over every class, backward, SGD step)\n")
         print(C.markdown_table(rows))
     if args.part in ("accuracy", "all"):

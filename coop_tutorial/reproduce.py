@@ -195,12 +195,12 @@ def run_group(specs: Sequence[RunSpec], out_dir: str, threads: int = 1) -> list[
     from .worlds import World
 
     torch.set_num_threads(threads)
-    first = specs[0]
-    world = World(kind=first.world, backbone=first.backbone, pretrained=first.pretrained, data_root=first.data_root)
-    clip, shared, records = None, {}, []
+    world, clip, shared, records = None, None, {}, []
     for spec in specs:
         start = time.perf_counter()
         try:
+            world = world or World(kind=spec.world, backbone=spec.backbone, pretrained=spec.pretrained,
+                                   data_root=spec.data_root)
             clip = clip or world.load_clip()
             outcome = _run(spec, world, clip, shared, out_dir)
             record = {"status": "ok", **outcome}
@@ -367,8 +367,16 @@ def _run_on_dask(groups: list[list[RunSpec]], out: Path, workers: int, scheduler
         client = Client(cluster)
     try:
         futures = client.map(run_group, groups, out_dir=str(out), threads=threads, pure=False)
+        group_of = {future.key: group for future, group in zip(futures, groups)}
         for future in tqdm(as_completed(futures), total=len(futures), desc="reproduce (dask)", disable=not progress):
-            future.result()
+            try:
+                future.result()
+            except Exception as exc:  # the task itself died (a worker lost, out of memory): record, go on
+                for spec in group_of[future.key]:
+                    if (read_result(out, spec) or {}).get("status") != "ok":
+                        write_result(out, spec, {"status": "failed", "format": RESULT_FORMAT,
+                                                 "spec": spec.settings(), "error": f"{type(exc).__name__}: {exc} "
+                                                 f"(the Dask task running this run's group failed)"})
     finally:
         client.close()
         if cluster is not None:
