@@ -75,7 +75,7 @@ def summarise(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return per_task, pd.DataFrame(overall)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from coop_tutorial.world.report import MAIN_TASKS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--shots", type=int, default=16)
     parser.add_argument("--csv", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     threads = C.set_threads(args.threads)
     tasks, seeds, epochs = (args.tasks[:1], args.seeds[:1], 2) if args.smoke else (args.tasks, args.seeds, None)
     print(C.machine_header(threads, "Cached views vs the official fresh-crop loop (embedded tasks)"))

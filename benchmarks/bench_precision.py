@@ -106,7 +106,7 @@ def accuracy(tasks: list[str], seeds: list[int], shots: int, epochs) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from coop_tutorial.world.report import MAIN_TASKS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds over the precisions")
     parser.add_argument("--models", nargs="+", default=["vit100", "vit1000", "tiny"],
                         choices=["vit100", "vit1000", "tiny"], help="part A's models")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     threads = C.set_threads(args.threads)
     print(C.machine_header(threads, "CoOp precision: bf16 and amp against fp32 on CPU"))
     if args.smoke:
@@ -142,10 +142,12 @@ def main() -> None:
         print(f"\n## Test accuracy (%), embedded tasks, 16 shots, mean over seeds {seeds}\n")
         print(table.to_markdown(floatfmt=".1f"))
         paired = frame.pivot_table(index=["task", "seed"], columns="precision", values="accuracy")
+        parts = []
         for precision in PRECISIONS[1:]:
             diff = paired[precision] - paired["fp32"]
-            print(f"\nSUMMARY: {precision} - fp32 over {len(diff)} runs: mean {diff.mean():+.2f}, "
-                  f"largest |difference| {diff.abs().max():.1f} points")
+            parts.append(f"{precision} - fp32 over {len(diff)} runs: mean {diff.mean():+.2f}, largest |difference| "
+                         f"{diff.abs().max():.1f} points")
+        print("\nSUMMARY: " + "; ".join(parts))
     print(f"\n({C.fmt_seconds(time.perf_counter() - start)})")
 
 
