@@ -67,7 +67,8 @@ def draw_method(dataset: Dataset, method: str = "auto") -> str:
 
 def few_shot_split(dataset: Dataset, shots: int, seed: int = 1, strict: bool = False,
                    classnames: Optional[Sequence[str]] = None, method: str = "auto") -> FewShotSubset:
-    """``shots`` images per class, sampled without replacement by ``seed``.
+    """``shots`` images per class, drawn by ``seed`` without replacement (a class with fewer images: all of them,
+    or, in the official draw, ``shots`` drawn with replacement).
 
     Args:
         dataset: a dataset with ``.classnames`` (or pass ``classnames``) and ``.targets`` (or readable labels).
