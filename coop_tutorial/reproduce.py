@@ -474,7 +474,7 @@ def report(out_dir: Union[str, Path], figure: bool = True) -> str:
     """The report as Markdown (also written to ``out_dir/report.md``; the figure to ``out_dir/report.png``)."""
     out = Path(out_dir)
     frame = load_results(out)
-    lines = [f"# CoOp reproduction: {out}", ""]
+    lines = [f"# CoOp reproduction: {out}", "", _settings_line(out), ""]
     if frame.empty:
         lines.append("No finished runs yet.")
     else:
@@ -503,6 +503,22 @@ def report(out_dir: Union[str, Path], figure: bool = True) -> str:
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
     return text
+
+
+def _settings_line(out: Path) -> str:
+    """How the runs were made (precision, loop, epochs), so a smoke or non-paper setting is never mistaken."""
+    seen = set()
+    for path in out.rglob("*.json"):
+        try:
+            spec = json.loads(path.read_text()).get("spec") or {}
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+        if spec:
+            seen.add((spec.get("precision") or "the recipe's", "cached views" if spec.get("cached", True)
+                      else "official fresh crops", "the recipe's" if spec.get("epochs") is None
+                      else f"{spec['epochs']} (smoke: not the paper's recipe)"))
+    return "Runs made with: " + "; ".join(f"precision {p}, loop {l}, epochs {e}" for p, l, e in sorted(seen)) \
+        if seen else "Runs made with: (none yet)"
 
 
 def report_figure(frame: pd.DataFrame):

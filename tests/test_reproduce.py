@@ -97,7 +97,9 @@ def test_report_figure_and_command(tmp_path, capsys):
             spec = RunSpec("few_shot", "shapes", "tiny", shots, seed, epochs=2)
             fake_record(tmp_path, spec, {"shapes": 40.0 + shots + seed}, {"shapes": 50.0})
     assert rp.main(["--report-only", "--out", str(tmp_path)]) == 0
-    assert "42.50 +- 0.50" in capsys.readouterr().out and (tmp_path / "report.png").exists()
+    printed = capsys.readouterr().out
+    assert "42.50 +- 0.50" in printed and (tmp_path / "report.png").exists()
+    assert "epochs 2 (smoke: not the paper's recipe)" in printed
     assert rp.main(["--protocols", "few-shot", "--out", str(tmp_path)]) == 2  # a clear error, no traceback
     assert "Unknown protocol" in capsys.readouterr().out
 
