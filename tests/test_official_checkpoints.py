@@ -116,3 +116,12 @@ def test_save_official_writes_what_the_official_loader_reads(clip32, tmp_path):
     assert named.name == "model.pth.tar-7" and read_official_context(named)[1]["epoch"] == 7
     with pytest.raises(ValueError, match="Unknown checkpoint format 'pth'"):
         ct.save_context(tmp_path / "y", learner, format="pth")
+
+
+def test_a_run_folder_with_several_checkpoints_asks_for_the_file(clip32, tmp_path):
+    for epoch in (10, 50):
+        dassl_checkpoint(learned(clip32), tmp_path / "run" / "prompt_learner" / f"model.pth.tar-{epoch}")
+    with pytest.raises(ValueError, match="holds 2 official prompt checkpoints.*model.pth.tar-10, model.pth.tar-50"):
+        ct.load_context(tmp_path / "run", clip32, classnames=CLASSNAMES)
+    with pytest.raises(FileNotFoundError, match="No context checkpoint"):
+        ct.load_context(tmp_path / "missing", clip32, classnames=CLASSNAMES)
