@@ -7,6 +7,7 @@ name works with a pretrained tag (downloaded from the hub, real world only) or a
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import warnings
 from collections import OrderedDict
@@ -256,6 +257,13 @@ def _load_embedded_state(model: open_clip.CLIP, state: dict, path: Path) -> torc
             raise ValueError(f"{path} has no {key!r} tensor, which every checkpoint written by "
                              f"`python -m coop_tutorial.pretrain` has; recreate it with that command.")
     trained_ids = state.pop("trained_token_ids").long()
+    vocab_size = model.token_embedding.weight.shape[0]
+    compact = state.get("token_embedding.compact")
+    if trained_ids.dim() != 1 or (trained_ids.numel() and not 0 <= int(trained_ids.min()) <= int(trained_ids.max())
+                                  < vocab_size) or compact is None or compact.shape[0] != trained_ids.numel():
+        raise ValueError(f"{path}: its token table is damaged (trained_token_ids do not index a {vocab_size}-token "
+                         f"vocabulary, or do not match token_embedding.compact). Reinstall coop-tutorial for the "
+                         f"shipped weights, or recreate them with `python -m coop_tutorial.pretrain`.")
     state["token_embedding.weight"] = _expand_token_table(state.pop("token_embedding.compact"), trained_ids,
                                                           model.token_embedding.weight.shape[0])
     expected = model.state_dict()
@@ -322,6 +330,21 @@ def _finish(model, eval_tf, train_tf, tokenizer, name, pretrained, device, train
         param.requires_grad_(False)
     return ClipBundle(model=model, preprocess=eval_tf, train_preprocess=train_tf, tokenizer=tokenizer, name=name,
                       pretrained=pretrained, device=device, trained_token_ids=trained_ids, metadata=meta)
+
+
+def weights_fingerprint(bundle: ClipBundle) -> str:
+    """A short hash of the model's weights (a sample of every tensor), saved with each context.
+
+    Two checkpoints of one architecture (another pretraining run, LAION vs OpenAI weights) share names and shapes;
+    only the weights tell a context which model it was learned on. Sampling keeps this fast on ViT-L.
+    """
+    digest = hashlib.sha1()
+    for name, tensor in sorted(bundle.model.state_dict().items()):
+        flat = tensor.detach().reshape(-1)
+        step = max(1, flat.numel() // 4096)
+        digest.update(name.encode())
+        digest.update(flat[::step].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def warn_if_untrained(bundle: ClipBundle, text: str) -> None:
