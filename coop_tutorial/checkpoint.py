@@ -239,6 +239,10 @@ def official_checkpoint_file(path: Union[str, Path]) -> Path:
         return path
     folder = path / "prompt_learner" if (path / "prompt_learner").is_dir() else path
     found = sorted(p for p in folder.iterdir() if OFFICIAL_FILE.match(p.name))
+    if not found:
+        raise IsADirectoryError(f"{path} is a directory, not a context file, and holds no official "
+                                f"prompt_learner/model.pth.tar-N; pass the .safetensors file ct.save_context wrote "
+                                f"(or an official run folder).")
     if len(found) != 1:
         listing = ", ".join(p.name for p in found) or "none"
         raise ValueError(f"{folder} holds {len(found)} official prompt checkpoints ({listing}); pass the file itself, "
@@ -261,7 +265,8 @@ def read_official_context(path: Union[str, Path]) -> tuple[torch.Tensor, dict]:
         text = str(exc).strip()
         found = re.search(r"Unsupported (global|operand)[^.\n]*", text)
         first = found.group(0) if found else (text.splitlines()[0] if text else type(exc).__name__)
-        raise ValueError(f"{file} is not a plain tensor checkpoint and was not loaded ({first}). Only tensors and "
+        raise ValueError(f"{file} is not a readable safetensors file, nor a plain tensor checkpoint: it was not "
+                         f"loaded ({first}). Only tensors and "
                          f"containers are read (torch.load(weights_only=True)); a file that needs other Python "
                          f"objects is refused rather than executed. Official CoOp prompt checkpoints "
                          f"(prompt_learner/model.pth.tar-N) and this package's .safetensors contexts load.") from None

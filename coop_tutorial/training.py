@@ -328,7 +328,7 @@ def precision_clip(clip: ClipBundle, precision: str) -> ClipBundle:
 
 def _autocast(config: CoOpConfig, device: torch.device):
     """Autocast for ``precision="amp"`` (fp16 on GPU, bfloat16 on CPU); a no-op otherwise."""
-    if config.precision != "amp":
+    if getattr(config, "precision", "fp32") != "amp":  # configs without the field (CoCoOpConfig) run fp32
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
 
@@ -401,7 +401,8 @@ def _run_epoch(classifier: CoOpClassifier, optimizer: torch.optim.Optimizer, bat
                config: CoOpConfig, callbacks: Sequence[Callback], learner: PromptLearner) -> tuple[float, float]:
     device = classifier.logit_scale.device
     # amp on GPU computes in fp16: scale the loss so small gradients do not flush to zero (as the official "amp").
-    scaler = torch.amp.GradScaler("cuda", enabled=config.precision == "amp" and device.type == "cuda")
+    amp = getattr(config, "precision", "fp32") == "amp"  # CoCoOpConfig (which shares this loop) has no precision
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
     total_loss, correct, seen = 0.0, 0, 0
     for step, (image_features, labels) in enumerate(batches, start=1):
         image_features, labels = image_features.to(device), labels.to(device)

@@ -92,7 +92,7 @@ def test_a_crafted_pickle_is_refused_not_executed(clip32, tmp_path):
     raw.parent.mkdir()
     raw.write_bytes(pickle.dumps({"state_dict": {"ctx": Payload(marker)}}))
     for path in (as_torch, raw):
-        with pytest.raises(ValueError, match="not a plain tensor checkpoint and was not loaded"):
+        with pytest.raises(ValueError, match="nor a plain tensor checkpoint: it was not loaded"):
             ct.load_context(path, clip32, classnames=CLASSNAMES)
     assert not marker.exists()
 
