@@ -16,8 +16,8 @@ ddof=0, as the official ``parse_test_res.py``) beside the paper's numbers (``met
 with its source) and draws the shot-scaling curves.
 
 Protocols: ``few_shot`` (every main dataset, test accuracy) and ``domain_generalization`` (learn on ImageNet, or
-its embedded stand-in ``shapes``, at 16 shots; test on it and its shifted sets). ``base_to_new`` is CoCoOp's
-protocol and is refused until that trainer exists.
+its embedded stand-in ``shapes``, at 16 shots; test on it and its shifted sets). ``base_to_new`` is refused here
+for now, with a pointer to ``python -m coop_tutorial.base_to_new``, which runs it (CoOp and CoCoOp).
 """
 from __future__ import annotations
 
@@ -103,8 +103,9 @@ def make_grid(protocols: Sequence[str] = AVAILABLE_PROTOCOLS, datasets: Union[st
     if unknown:
         raise ValueError(f"Unknown protocol(s) {unknown}; choose from {list(AVAILABLE_PROTOCOLS)}.")
     if "base_to_new" in protocols:
-        raise ValueError("The base_to_new protocol is CoCoOp's and needs its trainer, which this package does not "
-                         f"have yet; run {list(AVAILABLE_PROTOCOLS)}.")
+        raise ValueError("The base_to_new protocol is not part of this grid yet: run it with `python -m "
+                         "coop_tutorial.base_to_new` (CoOp and CoCoOp, learned on the base classes, tested on both "
+                         f"halves); this grid runs {list(AVAILABLE_PROTOCOLS)}.")
     if world not in ("embedded", "real"):
         raise ValueError(f"Unknown world {world!r}: use 'embedded' or 'real'.")
     if not protocols:
@@ -558,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", choices=("embedded", "real"), default="embedded")
     parser.add_argument("--protocols", nargs="+", default=list(AVAILABLE_PROTOCOLS), metavar="PROTOCOL",
-                        help=f"from {list(PROTOCOLS)} (base_to_new needs CoCoOp)")
+                        help=f"from {list(AVAILABLE_PROTOCOLS)} (base_to_new: python -m coop_tutorial.base_to_new)")
     parser.add_argument("--datasets", nargs="+", default=["all"], help="'all' or names (few-shot protocol)")
     parser.add_argument("--backbones", nargs="+", default=None,
                         help=f"default: tiny (embedded) or RN50 (real); the paper's: {' '.join(PAPER_BACKBONES)}")
