@@ -26,3 +26,7 @@ from .tasks import list_tasks, load_task
 from .worlds import World, use_world
 
 __version__ = "0.1.0"
+
+# Claims that know their world (issue 11): what a notebook asserts in the embedded world, on real CLIP, or skips
+# visibly on an untrained model.
+from .claims import Claims, paired_difference
