@@ -178,3 +178,33 @@ def test_paired_difference():
     paired = paired_difference(a, b)
     assert paired.mean == pytest.approx(1.0) and paired.n == 6 and paired.above(0) and not paired.above(1)
     assert paired_difference(b, a).below(0)
+
+
+@pytest.mark.parametrize("command", ["quickstart", "pretrain", "report"])
+def test_console_script_subcommands_have_help(command, capsys):
+    from coop_tutorial import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+    assert exit_.value.code == 0
+    assert f"usage: coop-tutorial {command}" in capsys.readouterr().out
+
+
+def test_console_script_lists_its_commands(capsys):
+    from coop_tutorial import cli
+
+    cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in cli.COMMANDS)
+    with pytest.raises(SystemExit):
+        cli.main(["frobnicate"])
+
+
+def test_console_script_entry_point_exists():
+    import importlib
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    module, function = re.search(r'^coop-tutorial = "([\w.]+):(\w+)"', text, re.M).groups()
+    assert callable(getattr(importlib.import_module(module), function))
