@@ -16,7 +16,7 @@ Structural checks (shapes, exactness, frozen weights) stay plain ``assert`` stat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Union
+from typing import Iterable, Union
 
 import numpy as np
 import pandas as pd
@@ -43,9 +43,9 @@ class Claims:
         return cls(world.kind, bool(clip.untrained))
 
     def check(self, statement: str, holds: Union[bool, np.bool_], world: Union[str, Iterable[str]] = WORLD_KINDS,
-              detail: str = "") -> Optional[bool]:
+              detail: str = "") -> None:
         """Assert ``holds`` when the claim is made for this world (``world``: "embedded", "real" or both) and the
-        model is trained; print what was checked. Returns True when asserted, None when not checkable here."""
+        model is trained; print what was checked and record it (``frame()``)."""
         worlds = (world,) if isinstance(world, str) else tuple(world)
         unknown = set(worlds) - set(WORLD_KINDS)
         if unknown:
@@ -56,7 +56,9 @@ class Claims:
         elif self.untrained:
             outcome = "not checkable: the model is untrained"
         else:
-            if not isinstance(holds, (bool, np.bool_)):
+            if _is_boolean_scalar(holds):
+                holds = bool(holds)
+            if not isinstance(holds, bool):
                 raise TypeError(f"A claim's `holds` must be a boolean, got {type(holds).__name__} for {statement!r}.")
             if not bool(holds):
                 self.record.append(dict(claim=statement, world=self.world, outcome="FAILED", detail=detail))
@@ -65,11 +67,17 @@ class Claims:
         self.record.append(dict(claim=statement, world="/".join(worlds), outcome=outcome, detail=detail))
         mark = "✓" if outcome == "holds" else "·"
         print(f"{mark} {statement}{suffix}: {outcome}")
-        return True if outcome == "holds" else None
 
     def frame(self) -> pd.DataFrame:
         """Every claim checked so far, with its outcome."""
         return pd.DataFrame(self.record, columns=["claim", "world", "outcome", "detail"])
+
+
+def _is_boolean_scalar(value) -> bool:
+    """A numpy or torch boolean holding one value (what a comparison of two tensor elements gives)."""
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and "bool" in str(dtype) and getattr(value, "size", lambda: 1) is not None and \
+        int(np.prod(getattr(value, "shape", ()))) == 1
 
 
 @dataclass(frozen=True)

@@ -352,6 +352,18 @@ class TaskRoles:
     shifts: list[str]
     showcase: str
 
+    def shift(self, kind: str) -> str:
+        """The shifted set of one kind: ``"fresh"`` (ImageNet-V2 / shapes_v2), ``"sketch"``, ``"hard"`` (-A) or
+        ``"rendition"`` (-R / shapes_painting)."""
+        suffixes = {"fresh": ("_v2",), "sketch": ("_sketch",), "hard": ("_hard", "_a"),
+                    "rendition": ("_painting", "_r")}
+        if kind not in suffixes:
+            raise ValueError(f"Unknown kind of shift {kind!r}; choose from {', '.join(suffixes)}.")
+        found = [name for name in self.shifts if name.endswith(suffixes[kind])]
+        if not found:
+            raise ValueError(f"No {kind} shifted set of {self.source!r} among {self.shifts}.")
+        return found[0]
+
 
 def task_roles(world, only_available: bool = True, tasks: Optional[Sequence[str]] = None,
                source: Optional[str] = None) -> TaskRoles:
@@ -610,9 +622,14 @@ def vocabulary_neighbour_distance(clip: ClipBundle) -> torch.Tensor:
 
     ids = vocabulary(clip)
     table = clip.model.token_embedding.weight.detach().float().cpu()[ids]
-    distances = torch.cdist(table, table, compute_mode="donot_use_mm_for_euclid_dist")
-    distances.fill_diagonal_(float("inf"))
-    return distances.min(dim=1).values
+    # in row chunks: real CLIP has ~30k whole words, and the full distance matrix would take ~4 GB
+    nearest = []
+    for start in range(0, len(table), 1024):
+        distances = torch.cdist(table[start:start + 1024], table, compute_mode="donot_use_mm_for_euclid_dist")
+        rows = torch.arange(distances.shape[0])
+        distances[rows, rows + start] = float("inf")
+        nearest.append(distances.min(dim=1).values)
+    return torch.cat(nearest)
 
 
 # ---------------------------------------------------------------------------------------------------------------

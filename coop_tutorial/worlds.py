@@ -151,6 +151,26 @@ class World:
 
         return Claims.of(self, clip)
 
+    def encode_shift_study(self, clip: ClipBundle, roles, progress: bool = False):
+        """``(source TaskFeatures, {shifted set: test FeatureSet})`` of the robustness study of ``roles`` (from
+        ``roles()``): the source and every one of its shifted test sets must be there, or the error says which is
+        missing, where it is expected and how to get it."""
+        if self.kind == "real":
+            from .datasets.metadata import REAL_DATASETS
+
+            expected = [n for n in self.tasks if REAL_DATASETS[n].splits == ("test",)] if roles.source == "imagenet" else []
+            if not expected:
+                raise ValueError(f"{roles.source!r} has no shifted test sets: in the real world only ImageNet has them "
+                                 f"(ImageNet-V2, -Sketch, -A and -R). Leave the source at ImageNet (SHIFT_SOURCE = None).")
+            for name in [roles.source] + expected:
+                try:
+                    self.require(name)
+                except FileNotFoundError as exc:
+                    raise type(exc)(f"The robustness study needs {name!r}, the source or one of its shifted test sets: "
+                                    f"{exc}") from exc
+        source = self.encode_task(clip, roles.source, progress=progress)
+        return source, {name: self.encode_test_set(clip, name) for name in roles.shifts}
+
     def _feature_cache(self) -> Optional[Path]:
         # the embedded world encodes its small generated tasks in seconds; real datasets are worth keeping
         return self.cache_dir / "features" if self.kind == "real" else None

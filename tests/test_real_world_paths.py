@@ -158,12 +158,13 @@ def test_random_clip_file_says_it_is_untrained(tmp_path):
 
 def test_claims_know_their_world(capsys):
     embedded = Claims("embedded")
-    assert embedded.check("one is more than zero", 1 > 0) is True
+    embedded.check("one is more than zero", 1 > 0)
     with pytest.raises(AssertionError, match="embedded world: two is less than one"):
         embedded.check("two is less than one", 2 < 1)
-    assert embedded.check("a paper-only claim", False, world="real") is None
+    embedded.check("a paper-only claim", False, world="real")
     untrained = Claims("real", untrained=True)
-    assert untrained.check("CoOp beats zero-shot", False) is None
+    untrained.check("CoOp beats zero-shot", False)
+    assert list(untrained.frame()["outcome"]) == ["not checkable: the model is untrained"]
     assert "not checkable: the model is untrained" in capsys.readouterr().out
     with pytest.raises(TypeError, match="boolean"):
         Claims("real").check("a number is not a claim", 3.0)
@@ -208,3 +209,59 @@ def test_console_script_entry_point_exists():
     text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     module, function = re.search(r'^coop-tutorial = "([\w.]+):(\w+)"', text, re.M).groups()
     assert callable(getattr(importlib.import_module(module), function))
+
+
+NOTEBOOKS = sorted((__import__("pathlib").Path(__file__).parents[1] / "notebooks").glob("0*.ipynb"))
+PARAMETERS = {"WORLD", "BACKBONE", "PRETRAINED", "DATA_ROOT", "DOWNLOAD", "TASKS", "SHOTS", "SEEDS", "EPOCHS"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebooks_install_from_the_one_constant_and_take_parameters(path):
+    import ast
+    import json
+
+    from coop_tutorial import colab
+
+    cells = json.loads(path.read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert "".join(code[0]["source"]) == colab.install_cell()  # the install cell comes first, from colab.py
+    assert colab.badge_url(path.name) in "".join(cells[0]["source"])
+    params = code[1]
+    assert params["metadata"].get("tags") == ["parameters"]
+    assigned = {t.id for node in ast.parse("".join(params["source"])).body if isinstance(node, ast.Assign)
+                for t in node.targets}
+    assert PARAMETERS <= assigned, PARAMETERS - assigned
+    # no notebook hard-codes the world any more: the parameters choose it
+    assert not any('use_world("embedded")' in "".join(c["source"]) for c in code)
+
+
+def test_colab_sync_rewrites_install_cell_and_badge(tmp_path):
+    import json
+    import shutil
+
+    from coop_tutorial import colab
+
+    copy = tmp_path / NOTEBOOKS[0].name
+    shutil.copy(NOTEBOOKS[0], copy)
+    assert colab.sync_notebook(copy, "someone/fork", "v1.0")
+    text = copy.read_text()
+    assert "git+https://github.com/someone/fork@v1.0" in text and "github/someone/fork/blob/v1.0/notebooks" in text
+    assert not colab.sync_notebook(copy, "someone/fork", "v1.0")  # idempotent
+    assert json.loads(text)["cells"]
+
+
+def test_without_imagenet_the_other_notebooks_still_have_their_tasks(tmp_path, clip32):
+    import warnings
+
+    from fake_datasets import make_dtd
+
+    make_dtd(tmp_path)
+    world = ct.use_world("real", data_root=tmp_path, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        roles = world.roles()
+    assert roles.main == ["dtd"] and roles.showcase == "dtd" and roles.shifts == []
+    with pytest.raises(FileNotFoundError, match=r"robustness study needs 'imagenet'.*imagenet"):
+        world.encode_shift_study(clip32, roles)
+    with pytest.raises(ValueError, match="only ImageNet has them"):
+        world.encode_shift_study(clip32, world.roles(source="dtd", only_available=False))
