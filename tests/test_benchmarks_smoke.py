@@ -90,3 +90,9 @@ def test_run_all_smoke(capsys, tmp_path):
     assert code == 0
     assert "bench_text_pass.py: ok" in out and "SUMMARY:" in out
     assert "SUMMARY:" in (tmp_path / "text_pass.txt").read_text()
+
+
+def test_bench_real_costs_smoke(capsys):
+    _script("bench_real_costs").main(["--smoke"])
+    summary = _check_report(capsys.readouterr().out)
+    assert "smoke run" in summary
