@@ -30,9 +30,9 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from coop_tutorial import CoOpClassifier, CoOpConfig, IMAGENET_CLASSNAMES, PromptLearner, load_clip
+from coop_tutorial import CoOpConfig, IMAGENET_CLASSNAMES, PromptLearner, load_clip
 from coop_tutorial.datasets.metadata import REAL_DATASETS
-from coop_tutorial.training import build_classifier, learning_rate  # noqa: F401  (the step below mirrors train_coop)
+from coop_tutorial.training import build_classifier
 
 T4_EFFECTIVE_FLOPS = 4e12  # float32, half of the 8.1 TFLOP/s peak: an assumption, not a measurement
 COLAB_CPU_CORES = 2

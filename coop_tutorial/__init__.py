@@ -30,3 +30,7 @@ __version__ = "0.1.0"
 # Claims that know their world (issue 11): what a notebook asserts in the embedded world, on real CLIP, or skips
 # visibly on an untrained model.
 from .claims import Claims, paired_difference
+
+# The interpretation lab (issue 17): what a learned context does, each instrument against a null.
+from .interpret_lab import (DiscretePrompt, compare_contexts, interpolation_path, load_corpus, position_ablation,
+                            recover_discrete_prompt, waywardness_test)

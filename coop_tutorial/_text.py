@@ -6,6 +6,8 @@ package therefore goes through ``tokenize_checked``, which refuses instead of tr
 """
 from __future__ import annotations
 
+import html
+import unicodedata
 from typing import Callable, Sequence
 
 import torch
@@ -17,8 +19,11 @@ def clean_classname(name: str) -> str:
 
 
 def classname_key(name: str) -> str:
-    """What makes two class names the same prompt: ``_`` versus space, case and repeated spaces do not count."""
-    return " ".join(clean_classname(name).lower().split())
+    """What makes two class names the same prompt: ``_`` versus space, case and repeated spaces do not count,
+    nor do the differences CLIP's tokenizer erases before reading (HTML entities such as ``&amp;``, unicode
+    composed or decomposed, as ``"é"`` and ``"e" + combining accent``)."""
+    text = html.unescape(html.unescape(clean_classname(name)))
+    return " ".join(unicodedata.normalize("NFC", text).lower().split())
 
 
 def validate_classnames(classnames: Sequence[str]) -> list[str]:

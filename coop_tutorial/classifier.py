@@ -15,6 +15,7 @@ from torch import nn
 from .clip_loader import ClipBundle
 from .prompt_learner import PromptLearner
 from .text_encoder import TextEncoder
+from .validation import check_images
 
 
 class CoOpClassifier(nn.Module):
@@ -94,12 +95,3 @@ class CoOpClassifier(nn.Module):
         """Logits ``(B, n_cls)`` = ``logit_scale.exp() * cos`` for preprocessed images ``(B, 3, S, S)``."""
         return self.logits_from_features(self.encode_images(images))
 
-
-def check_images(images: torch.Tensor, image_size: int) -> None:
-    """Raise a ValueError unless ``images`` is a ``(B, 3, image_size, image_size)`` tensor."""
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3 \
-            or tuple(images.shape[-2:]) != (image_size, image_size):
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"Expected preprocessed images of shape (B, 3, {image_size}, {image_size}), got {shape}. "
-                         f"Pass raw images through clip.preprocess (or the dataset's transform=clip.preprocess) "
-                         f"first.")

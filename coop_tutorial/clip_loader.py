@@ -7,8 +7,10 @@ name works with a pretrained tag (downloaded from the hub, real world only) or a
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -17,6 +19,8 @@ import open_clip
 import torch
 from safetensors.torch import load_file
 from torchvision import transforms as T
+
+from coop_tutorial import safe_load
 
 ASSETS_DIR = Path(__file__).parent / "assets"
 EMBEDDED_MODELS = {"tiny": ASSETS_DIR / "tiny_clip.safetensors"}
@@ -120,6 +124,11 @@ def load_clip(name: str, pretrained: Optional[Union[str, Path]] = None,
             the shipped weights for ``"tiny"`` and ``"openai"`` (or the first known tag) for real models.
         device: where the model lives.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"load_clip takes a model name as a string, got {name!r} ({type(name).__name__}): "
+                        f"'tiny' for the embedded model, or an open_clip name such as 'RN50' or 'ViT-B-16'.")
+    if pretrained is not None and not isinstance(pretrained, (str, Path)):
+        raise TypeError(f"pretrained must be a tag, a file path or 'random', got {type(pretrained).__name__}.")
     device = torch.device(device)
     name = _ALIASES.get(name, name)
     if pretrained is not None and _is_config_file(pretrained):
@@ -144,12 +153,7 @@ def _load_open_clip(name: str, pretrained, device: torch.device) -> ClipBundle:
     if pretrained == "random":
         model = open_clip.create_model(name, pretrained=None, device=device)
     elif is_file:
-        path = Path(pretrained).expanduser()
-        # OpenAI ships its CLIPs as TorchScript archives (e.g. ~/.cache/clip/RN50.pt), trained with QuickGELU;
-        # torch.load refuses those with weights_only=True, so they go through torch.jit.load instead.
-        openai_archive = _is_torchscript_archive(path)
-        model = open_clip.create_model(name, pretrained=str(path), device=device, force_quick_gelu=openai_archive,
-                                       weights_only=not openai_archive)
+        model = _open_clip_from_file(name, Path(pretrained).expanduser(), device)
     else:
         if pretrained.lower() not in tags:
             raise ValueError(
@@ -177,10 +181,13 @@ def _is_config_file(pretrained: Union[str, Path]) -> bool:
     path = Path(pretrained).expanduser()
     if path.suffix != ".safetensors" or not path.is_file():
         return False
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        return "open_clip_config" in (handle.metadata() or {})
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return "open_clip_config" in (handle.metadata() or {})
+    except SafetensorError:  # a damaged file: the loader it is meant for says what is wrong with it
+        return False
 
 
 def save_config_file(model: open_clip.CLIP, config: dict, path: Union[str, Path], metadata: Optional[dict] = None) -> Path:
@@ -221,22 +228,51 @@ def _load_config_file(name: str, path: Path, device: torch.device) -> ClipBundle
     with safe_open(str(path), framework="pt") as handle:
         header = handle.metadata() or {}
     config, meta = json.loads(header["open_clip_config"]), json.loads(header.get("metadata", "{}"))
+    state = load_file(str(path))
+    check_finite(state, path)
     model = build_embedded_model(config)
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(state)
     model = model.to(device)
     eval_tf, train_tf = build_transforms(_image_size(model))
     tokenizer = open_clip.SimpleTokenizer(context_length=config["text_cfg"]["context_length"])
     return _finish(model, eval_tf, train_tf, tokenizer, name, str(path), device, None, meta)
 
 
-def _is_torchscript_archive(path: Path) -> bool:
-    """True for a TorchScript zip (how OpenAI distributes CLIP weights), as torch's own check tells them apart."""
-    import zipfile
+def _open_clip_from_file(name: str, path: Path, device: torch.device) -> open_clip.CLIP:
+    """An open_clip architecture with the weights of a local file, read by the safe loader (nothing executed).
 
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in archive.namelist())
+    OpenAI ships its CLIPs as TorchScript archives (e.g. ~/.cache/clip/RN50.pt), trained with QuickGELU: such a
+    file gets the QuickGELU variant of the architecture, as open_clip's "openai" tag does.
+    """
+    openai_archive = safe_load.is_torchscript_archive(path)
+    state = safe_load.load_state_dict(path)
+    state = OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in state.items())
+    for extra in ("input_resolution", "context_length", "vocab_size"):  # OpenAI's archive metadata, not weights
+        state.pop(extra, None)
+    check_finite(state, path)
+    model = open_clip.create_model(name, pretrained=None, device="cpu", force_quick_gelu=openai_archive)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} (the architecture wants {tuple(v.shape)})"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if openai_archive:
+        unexpected = []  # an archive records non-weight attributes (attention masks) too; they are not loaded
+    if missing or unexpected or wrong:
+        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
+                 f"wrong shapes {wrong[:3]}" if wrong else ""]
+        raise ValueError(f"{path} does not hold {name!r} weights ({'; '.join(p for p in parts if p)}). Check that "
+                         f"the file was made for {name!r} (the model name passed to load_clip).")
+    model.load_state_dict({k: state[k].to(expected[k].dtype) for k in expected})
+    return model.to(device)
+
+
+def check_finite(state: dict, path: Union[str, Path]) -> None:
+    """Refuse weights holding NaN or infinity, naming the tensors: such a model predicts one class everywhere."""
+    bad = [k for k, v in state.items() if torch.is_floating_point(v) and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}); the "
+                         f"file is damaged. Download or recreate it.")
 
 
 def _image_size(model) -> int:
@@ -291,6 +327,13 @@ def _load_embedded_state(model: open_clip.CLIP, state: dict, path: Path) -> torc
             raise ValueError(f"{path} has no {key!r} tensor, which every checkpoint written by "
                              f"`python -m coop_tutorial.pretrain` has; recreate it with that command.")
     trained_ids = state.pop("trained_token_ids").long()
+    vocab_size = model.token_embedding.weight.shape[0]
+    compact = state.get("token_embedding.compact")
+    if trained_ids.dim() != 1 or (trained_ids.numel() and not 0 <= int(trained_ids.min()) <= int(trained_ids.max())
+                                  < vocab_size) or compact is None or compact.shape[0] != trained_ids.numel():
+        raise ValueError(f"{path}: its token table is damaged (trained_token_ids do not index a {vocab_size}-token "
+                         f"vocabulary, or do not match token_embedding.compact). Reinstall coop-tutorial for the "
+                         f"shipped weights, or recreate them with `python -m coop_tutorial.pretrain`.")
     state["token_embedding.weight"] = _expand_token_table(state.pop("token_embedding.compact"), trained_ids,
                                                           model.token_embedding.weight.shape[0])
     expected = model.state_dict()
@@ -321,16 +364,34 @@ def _expand_token_table(compact: torch.Tensor, trained_ids: torch.Tensor, vocab_
 
 
 def read_embedded_checkpoint(path: Union[str, Path]) -> tuple[dict, dict, dict]:
-    """(config, state dict, metadata) of an embedded-model safetensors file."""
-    from safetensors import safe_open
+    """(config, state dict, metadata) of an embedded-model safetensors file, checked before use.
 
-    with safe_open(str(path), framework="pt") as handle:
-        header = handle.metadata() or {}
+    A damaged file (truncated, flipped bytes, unreadable JSON header, NaN weights) is refused with what is
+    wrong and how to get a good copy, instead of a raw ``SafetensorError`` or a model that predicts one class.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; pass the embedded checkpoint file (.safetensors) inside it.")
+    remedy = ("Reinstall coop-tutorial for the shipped weights, or recreate them with "
+              "`python -m coop_tutorial.pretrain --out <file>`.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable safetensors file ({exc}); it is damaged or not a "
+                         f"checkpoint. {remedy}") from exc
     if "config" not in header:
         raise ValueError(f"{path} is not an embedded coop-tutorial checkpoint (no 'config' in its metadata).")
-    state = load_file(str(path))
-    meta = json.loads(header.get("metadata", "{}"))
-    return json.loads(header["config"]), state, meta
+    try:
+        config = json.loads(header["config"])
+        meta = json.loads(header.get("metadata", "{}"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: its metadata header is not valid JSON ({exc}). {remedy}") from exc
+    check_finite(state, path)
+    return config, state, meta
 
 
 def _finish(model, eval_tf, train_tf, tokenizer, name, pretrained, device, trained_ids, meta) -> ClipBundle:
@@ -339,6 +400,21 @@ def _finish(model, eval_tf, train_tf, tokenizer, name, pretrained, device, train
         param.requires_grad_(False)
     return ClipBundle(model=model, preprocess=eval_tf, train_preprocess=train_tf, tokenizer=tokenizer, name=name,
                       pretrained=pretrained, device=device, trained_token_ids=trained_ids, metadata=meta)
+
+
+def weights_fingerprint(bundle: ClipBundle) -> str:
+    """A short hash of the model's weights (a sample of every tensor), saved with each context.
+
+    Two checkpoints of one architecture (another pretraining run, LAION vs OpenAI weights) share names and shapes;
+    only the weights tell a context which model it was learned on. Sampling keeps this fast on ViT-L.
+    """
+    digest = hashlib.sha1()
+    for name, tensor in sorted(bundle.model.state_dict().items()):
+        flat = tensor.detach().reshape(-1)
+        step = max(1, flat.numel() // 4096)
+        digest.update(name.encode())
+        digest.update(flat[::step].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def warn_if_untrained(bundle: ClipBundle, text: str) -> None:

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
 from .features import FeatureSet, check_labels, encode_dataset
+from .validation import check_features, check_same_classes
 
 Data = Union[Dataset, FeatureSet, tuple[torch.Tensor, torch.Tensor]]
 
@@ -121,13 +122,31 @@ def summarize_seeds(results: Union[pd.DataFrame, Sequence[dict]], metrics: Optio
 
 
 def _features(classifier: Any, data: Data, clip: Optional[ClipBundle]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data's image features and labels, checked: finite, of the classifier's width, for its classes."""
     if isinstance(data, FeatureSet):
-        return data.view(0), data.labels
-    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-        return data[0], torch.as_tensor(data[1], dtype=torch.long)
-    clip = clip or getattr(classifier, "clip", None)
-    if clip is None:
-        raise ValueError(f"Evaluating a {type(classifier).__name__} on images needs the CLIP that encodes them: "
-                         f"pass clip=..., or encode first with ct.encode_dataset(clip, dataset).")
-    encoded = encode_dataset(clip, data, progress=False)
-    return encoded.view(0), encoded.labels
+        features, labels, names = data.view(0), data.labels, data.classnames
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        features, labels, names = data[0], torch.as_tensor(data[1], dtype=torch.long), None
+    else:
+        clip = clip or getattr(classifier, "clip", None)
+        if clip is None:
+            raise ValueError(f"Evaluating a {type(classifier).__name__} on images needs the CLIP that encodes "
+                             f"them: pass clip=..., or encode first with ct.encode_dataset(clip, dataset).")
+        encoded = encode_dataset(clip, data, progress=False)
+        features, labels, names = encoded.view(0), encoded.labels, encoded.classnames
+    own = getattr(getattr(classifier, "clip", None), "embed_dim", None)
+    check_features(features, own, "The evaluation data's features")
+    check_same_classes(classifier_classnames(classifier), names, "the classifier", "the data",
+                       "Build the classifier for the data's classes (a unified CoOp context: "
+                       "learner.with_classnames(data.classnames); zero-shot: zero_shot_classifier(clip, "
+                       "data.classnames, ...)), or evaluate it on data of its own task; pass (features, labels) to skip "
+                       "this check when the names differ on purpose.")
+    return features, labels
+
+
+def classifier_classnames(classifier: Any) -> Optional[list[str]]:
+    """The class names a classifier predicts (label order), or None if it does not know them."""
+    names = getattr(classifier, "classnames", None)
+    if names is None:
+        names = getattr(getattr(classifier, "learner", None), "classnames", None)
+    return list(names) if names is not None else None

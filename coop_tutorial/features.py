@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .classifier import check_images
+from .validation import check_images
 from .clip_loader import ClipBundle
 
 
@@ -97,6 +97,9 @@ def encode_dataset(clip: ClipBundle, dataset: Dataset, augment: bool = False, n_
     """
     if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
         raise ValueError(f"n_views must be an integer >= 1, got {n_views!r}.")
+    if len(dataset) == 0:
+        raise ValueError("The dataset is empty: nothing to encode. Check the split and the data folder (or the "
+                         "few-shot split's shots).")
     if not augment and n_views != 1:
         raise ValueError(f"n_views={n_views} needs augment=True: the eval transform is deterministic, so extra "
                          f"views would be identical.")
@@ -244,6 +247,7 @@ class AugmentedViews(Dataset):
     def __getitem__(self, position: int):
         index = self.indices[position] if self.indices is not None else position
         image, label = self.dataset[index]
+        image = as_image(image, index)
         if isinstance(image, torch.Tensor):
             if self.seed_key is not None:
                 raise ValueError("Augmented views need raw (PIL) images, but the dataset returns tensors; load it "
@@ -255,6 +259,23 @@ class AugmentedViews(Dataset):
             torch.manual_seed(image_seed(*self.seed_key, index))
             views = [self.transform(image) for _ in range(self.n_views)]
         return torch.stack(views), int(label)
+
+
+def as_image(image: Any, index: int) -> Any:
+    """A dataset item's image as a PIL image or tensor: an ``(H, W, 3)`` uint8 array (what NumPy- and OpenCV-based
+    datasets yield) becomes the PIL image it stands for; any other array is refused with what to return instead."""
+    if isinstance(image, np.ndarray):
+        if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))):
+            from PIL import Image
+
+            return Image.fromarray(image.squeeze(2) if image.ndim == 3 and image.shape[2] == 1 else image)
+        raise ValueError(f"Item {index} of the dataset is a NumPy array of shape {image.shape} and dtype "
+                         f"{image.dtype}; return PIL images (Image.fromarray of an (H, W, 3) uint8 array) or tensors "
+                         f"already made by clip.preprocess.")
+    if image is None or not (isinstance(image, torch.Tensor) or hasattr(image, "convert")):
+        raise ValueError(f"Item {index} of the dataset holds a {type(image).__name__}, not an image; the dataset must "
+                         f"yield (PIL image, label) pairs (or (preprocessed tensor, label)).")
+    return image
 
 
 def image_seed(*keys: int) -> int:

@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .clip_loader import EMBEDDED_CONFIGS, build_embedded_model
+from .validation import check_positive_int, check_seed
 from .world.corpus import CaptionStream
 
 
@@ -47,6 +48,19 @@ class PretrainConfig:
     workers: int = 1
     threads: Optional[int] = None  # torch threads for the model; None = leave torch's default
     log_every: int = 10
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("steps", 1), ("batch_size", 2), ("warmup_steps", 0), ("workers", 0), ("log_every", 1)):
+            check_positive_int(getattr(self, name), f"PretrainConfig.{name} (--{name.replace('_', '-')})", minimum)
+        if self.threads is not None:
+            check_positive_int(self.threads, "PretrainConfig.threads (--threads)")
+        check_seed(self.seed, "PretrainConfig.seed (--seed)")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0 or (name == "lr" and not 0 < value <= 1):
+                raise ValueError(f"PretrainConfig.{name} must be a finite number "
+                                 f"{'in (0, 1]' if name == 'lr' else '>= 0'}, got {value!r}.")
 
 
 def encode_text_truncated(model: open_clip.CLIP, tokens: torch.Tensor) -> torch.Tensor:
@@ -244,15 +258,23 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--resave", type=Path, default=None, metavar="CHECKPOINT",
                         help="do not train: rewrite CHECKPOINT in the current storage format (fp16) to --out")
     args = parser.parse_args(argv)
+    if args.out.is_dir():
+        parser.error(f"--out {args.out} is a directory; give the file to write, e.g. {args.out / 'tiny_clip.safetensors'}.")
     if args.resave is not None:
-        metadata = resave(args.resave, args.out)
+        try:
+            metadata = resave(args.resave, args.out)
+        except (ValueError, OSError) as exc:
+            parser.error(f"--resave {args.resave}: {exc}")
         print(json.dumps({k: v for k, v in metadata.items() if k != "config"}, indent=1))
         return
     if not args.model_config.is_file():
         parser.error(f"--model-config {args.model_config} is not a file; copy "
                      f"{EMBEDDED_CONFIGS['tiny']} and edit it.")
-    cfg = PretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         workers=args.workers, threads=args.threads)
+    try:
+        cfg = PretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                             workers=args.workers, threads=args.threads)
+    except ValueError as exc:
+        parser.error(str(exc))
     metadata = pretrain(cfg, args.out, args.model_config)
     print(json.dumps({k: v for k, v in metadata.items() if k != "config"}, indent=1))
 

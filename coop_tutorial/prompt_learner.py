@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ._text import clean_classname, token_ids, tokenize_checked, validate_classnames
-from .clip_loader import ClipBundle, warn_if_untrained
+from .clip_loader import ClipBundle, warn_if_untrained, weights_fingerprint
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
@@ -105,6 +105,8 @@ class PromptLearner(nn.Module):
         self.csc = csc
         self.ctx_init = prompt_prefix if ctx_init is not None else None
         self.clip_name = clip.name
+        self.clip_pretrained = None if clip.pretrained is None else str(clip.pretrained)
+        self.weights_fingerprint = weights_fingerprint(clip)  # saved with the context: which weights it fits
         self.width = width
         self.context_length = context_length
 

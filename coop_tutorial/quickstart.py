@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .clip_loader import read_embedded_checkpoint
 from .sweeps import fit_coop, prompt_table
 from .training import features_accuracy
+from .validation import MAX_SEED
 from .worlds import use_world
 
 
@@ -72,6 +74,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart"))
     args = parser.parse_args(argv)
+    if args.shots < 1:
+        parser.error(f"--shots must be at least 1, got {args.shots}.")
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed must be in [0, {MAX_SEED}], got {args.seed}.")
+    if args.pretrained and args.world == "embedded" and Path(args.pretrained).expanduser().exists():
+        try:
+            read_embedded_checkpoint(Path(args.pretrained).expanduser())
+        except (ValueError, OSError) as exc:
+            parser.error(f"--pretrained: {exc}")
     run(args.task, args.shots, args.seed, args.world, args.backbone, args.pretrained, args.data_root, args.out)
 
 

@@ -30,8 +30,10 @@ from .clip_loader import ClipBundle
 from .features import AugmentedViews, FeatureSet, check_labels, encode_dataset
 from .few_shot import dataset_labels
 from .prompt_learner import CLASS_TOKEN_POSITIONS, PromptLearner
+from .validation import MAX_SEED, check_features, check_same_classes
 
 OPTIMIZERS = ("sgd", "adam")
+MAX_LR = 100.0
 SCHEDULES = ("cosine", "constant")
 
 # Epochs of the official configs by number of shots (ImageNet: 50 for every K).
@@ -86,6 +88,11 @@ class CoOpConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise a ValueError naming the first invalid field; ``train_coop`` calls it again, so a field changed
+        after construction (``config.epochs = 0``) is caught before any work."""
         for name, minimum in (("n_ctx", 1), ("epochs", 1), ("batch_size", 1), ("warmup_epochs", 0), ("n_views", 0),
                               ("seed", 0), ("eval_every", 1), ("log_every", 0), ("feature_batch_size", 1),
                               ("text_chunk_size", 0)):
@@ -98,6 +105,10 @@ class CoOpConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value < low or (strict and value == low):
                 _bad(name, value, f"a finite number {'>' if strict else '>='} {low}")
+        if self.lr > MAX_LR:
+            _bad("lr", self.lr, f"at most {MAX_LR:g} (larger steps overflow the optimiser; the paper uses 0.002)")
+        if self.seed > MAX_SEED:
+            _bad("seed", self.seed, f"an integer in [0, {MAX_SEED}]")
         if self.momentum >= 1:
             _bad("momentum", self.momentum, "a number in [0, 1)")
         for name in ("csc", "cached", "truncate_text", "share_prefix", "progress"):
@@ -212,9 +223,16 @@ def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
     config = CoOpConfig() if config is None else config
     if not isinstance(config, CoOpConfig):
         raise ValueError(f"config must be a CoOpConfig, got {type(config).__name__}; e.g. ct.CoOpConfig.paper(16).")
+    config.validate()
     names = list(classnames) if classnames is not None else getattr(train_set, "classnames", None)
     if names is None:
         raise ValueError("train_set has no .classnames; pass classnames=... (one name per label).")
+    if len(train_set) == 0:
+        raise ValueError("train_set is empty: CoOp needs at least one labelled image per class (check the split "
+                         "and the few-shot shots).")
+    if val_set is not None:
+        check_same_classes(names, getattr(val_set, "classnames", None), "the training set", "val_set",
+                           "Pass the validation split of the same task (world.load_task(task, 'val')).")
     _check_device(clip, config)
     generator = torch.Generator().manual_seed(config.seed)
     learner = PromptLearner(clip, names, n_ctx=config.n_ctx, ctx_init=config.ctx_init, csc=config.csc,
@@ -229,6 +247,7 @@ def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
         val_features = val_set if isinstance(val_set, FeatureSet) else encode_dataset(
             clip, val_set, batch_size=config.feature_batch_size, name="val", progress=config.progress)
         check_labels(val_features.labels, names)
+        check_features(val_features.view(0), clip.embed_dim, "val_set's features")
     encode_seconds = time.perf_counter() - start
 
     _emit(callbacks, "on_train_start", learner)
@@ -296,6 +315,7 @@ def _train_features(clip: ClipBundle, train_set, names: Sequence[str], config: C
             raise ValueError("cached=False re-encodes images every step and needs the image dataset, not a "
                              "FeatureSet; pass the dataset or use cached=True.")
         check_labels(train_set.labels, names)
+        check_features(train_set.flat()[0], clip.embed_dim, "train_set's features")
         return train_set
     if not config.cached:
         check_labels(torch.tensor(dataset_labels(train_set), dtype=torch.long), names)

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ._text import clean_classname, tokenize_checked, validate_classnames
-from .classifier import check_images
+from .validation import check_images
 from .clip_loader import ClipBundle
 from .features import FeatureSet, check_labels, encode_dataset
 from .templates import dataset_template

@@ -122,7 +122,7 @@ def test_pretrain_command_with_another_architecture(tmp_path):
     mixed = tmp_path / "mixed.safetensors"
     save_file(load_file(str(out)), str(mixed), metadata={**header, "config": EMBEDDED_CONFIGS["tiny"].read_text()})
     for attempt in (lambda: load_clip("tiny", pretrained=mixed),
-                    lambda: pretrain.main(["--resave", str(mixed), "--out", str(tmp_path / "never.safetensors")])):
+                    lambda: pretrain.resave(mixed, tmp_path / "never.safetensors")):
         with pytest.raises(ValueError, match=r"do not fit the architecture.*wrong shapes.*visual\.conv1\.weight"):
             attempt()
     assert not (tmp_path / "never.safetensors").exists()

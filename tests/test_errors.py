@@ -78,8 +78,10 @@ def test_labels_out_of_range(clip32, make_dataset):
         ct.few_shot_split(data, 1, classnames=CLASSNAMES[:3])
     features = ct.encode_dataset(clip32, data, progress=False)
     clf = ct.CoOpClassifier(clip32, ct.PromptLearner(clip32, CLASSNAMES[:3], n_ctx=2))
-    with pytest.raises(ValueError, match="Labels out of range"):
+    with pytest.raises(ValueError, match="Class names disagree: 3 classes for the classifier, 5 for the data"):
         ct.evaluate(clf, features)
+    with pytest.raises(ValueError, match="Labels out of range"):
+        ct.evaluate(clf, (features.view(0), features.labels))
     with pytest.raises(ValueError, match="Labels out of range"):
         ct.template_accuracies(clip32, features, ["a photo of a {}."], classnames=CLASSNAMES[:3])
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import coop_tutorial as ct
-from coop_tutorial import CoOpConfig, PromptLearner, clip_loader, features, sweeps
+from coop_tutorial import CoOpConfig, clip_loader, features, sweeps
 from coop_tutorial.claims import Claims, paired_difference
 from coop_tutorial.sweeps import encode_task, fit_coop, shift_table, shot_sweep, design_sweep
 from conftest import FakeImages
@@ -211,7 +211,9 @@ def test_console_script_entry_point_exists():
     assert callable(getattr(importlib.import_module(module), function))
 
 
-NOTEBOOKS = sorted((__import__("pathlib").Path(__file__).parents[1] / "notebooks").glob("0*.ipynb"))
+NOTEBOOK_DIR = __import__("pathlib").Path(__file__).parents[1] / "notebooks"
+# the six notebooks of the paper's story take the parameters and run in both worlds (test_notebooks_real_world)
+NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("0[1-6]_*.ipynb"))
 PARAMETERS = {"WORLD", "BACKBONE", "PRETRAINED", "DATA_ROOT", "DOWNLOAD", "TASKS", "SHOTS", "SEEDS", "EPOCHS"}
 
 
@@ -265,3 +267,14 @@ def test_without_imagenet_the_other_notebooks_still_have_their_tasks(tmp_path, c
         world.encode_shift_study(clip32, roles)
     with pytest.raises(ValueError, match="only ImageNet has them"):
         world.encode_shift_study(clip32, world.roles(source="dtd", only_available=False))
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOK_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_notebook_installs_from_the_one_constant(path):
+    import json
+
+    from coop_tutorial import colab
+
+    cells = json.loads(path.read_text())["cells"]
+    installs = ["".join(c["source"]) for c in cells if colab.is_install_cell(c)]
+    assert installs == [colab.install_cell()]

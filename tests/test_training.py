@@ -148,11 +148,24 @@ def test_augmented_views_are_cached_once(clip32, make_dataset):
         .train_features.meta["transform"] == "eval"
 
 
-def test_nan_loss_stops_with_advice(clip32):
+def test_nan_features_are_refused_before_training(clip32):
     features = separable_features()
     features.features[0, 3] = float("nan")
-    with pytest.raises(RuntimeError, match="lower learning rate"):
+    with pytest.raises(ValueError, match="1 row.* NaN or infinite values"):
         ct.train_coop(clip32, features, config=quick(batch_size=64))
+
+
+class _PoisonContext:
+    """Callback: makes the context NaN before the first step (what a diverged optimiser leaves)."""
+
+    def on_train_start(self, learner) -> None:
+        with torch.no_grad():
+            learner.ctx.fill_(float("nan"))
+
+
+def test_nan_loss_stops_with_advice(clip32):
+    with pytest.raises(RuntimeError, match="lower learning rate"):
+        ct.train_coop(clip32, separable_features(), config=quick(batch_size=64), callbacks=[_PoisonContext()])
 
 
 def test_csc_middle_and_word_init_configurations_train(clip32):

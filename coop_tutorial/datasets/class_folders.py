@@ -30,5 +30,9 @@ def read_class_folder_dataset(location: DatasetLocation, split: str, ignored: Se
     def build():
         return split_per_class(class_folder_items(location.image_dir, ignored, renames, location.anchor))
 
-    splits, source = resolve_split(location, build, PER_CLASS_RULE, renames)
+    def current_classes():
+        folders = list_class_folders(location.image_dir, "one sub-folder per class", location.anchor)
+        return [(renames or {}).get(f, f) for f in folders if f not in ignored]
+
+    splits, source = resolve_split(location, build, PER_CLASS_RULE, renames, current_classes)
     return select_split(splits, split, source)

@@ -21,6 +21,7 @@ from typing import Optional
 import pandas as pd
 
 from ..clip_loader import load_clip
+from ..validation import MAX_SEED
 from ..sweeps import (coop_recipe, encode_task, encode_test_set, prompt_summary, prompt_table, shift_drops,
                       shift_table, shot_sweep, sweep_summary)
 from ..worlds import World
@@ -124,6 +125,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the tables here")
     args = parser.parse_args(argv)
+    bad = [s for s in args.seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        parser.error(f"--seeds must be integers in [0, {MAX_SEED}], got {bad}.")
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds lists a seed twice ({args.seeds}); each seed is one run.")
     start = time.time()
     report = build_report(args.checkpoint, tuple(args.seeds), coop=not args.quick, shift=not args.quick)
     print(format_report(report, args.markdown))
