@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("training", "text_pass", "memory", "end_to_end")
+BENCHMARKS = ("training", "text_pass", "memory", "end_to_end", "cocoop")
 
 
 def run_one(name: str, extra: list[str], out_dir: Path, nice: bool) -> tuple[int, list[str], float]:

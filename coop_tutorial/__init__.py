@@ -31,6 +31,11 @@ __version__ = "0.1.0"
 # visibly on an untrained model.
 from .claims import Claims, paired_difference
 
+# CoCoOp (issue 16); its protocols live in coop_tutorial.base_to_new (also `python -m coop_tutorial.base_to_new`, so
+# not imported here), the meta-network analysis in coop_tutorial.meta_shift.
+from .cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, CoCoOpResult, cocoop_accuracy, load_cocoop,
+                     save_cocoop, train_cocoop)
+
 # The interpretation lab (issue 17): what a learned context does, each instrument against a null.
 from .interpret_lab import (DiscretePrompt, compare_contexts, interpolation_path, load_corpus, position_ablation,
                             recover_discrete_prompt, waywardness_test)

@@ -95,6 +95,18 @@ class TaskFeatures:
             write_images_cache(path, result)
         return result
 
+    @classmethod
+    def from_encoded(cls, name: str, classnames: list[str], templates: list[str], train: FeatureSet,
+                     train_views: FeatureSet, val: FeatureSet, test: FeatureSet, datasets: dict) -> "TaskFeatures":
+        """A task whose train and val splits are already encoded whole (e.g. one half of another task's classes):
+        draws read the given features; nothing is encoded again."""
+        task = cls(name, list(classnames), list(templates), test, datasets, None, train_views.n_views,
+                   int(train_views.meta.get("seed") or 0))
+        for (split, augmented), features in {("train", False): train, ("train", True): train_views,
+                                             ("val", False): val}.items():
+            task._rows[(split, augmented)] = {i: features.features[:, i] for i in range(features.n_images)}
+        return task
+
     @property
     def train(self) -> FeatureSet:
         """The whole train split, eval transform."""
