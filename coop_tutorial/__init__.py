@@ -27,6 +27,10 @@ from .worlds import World, use_world
 
 __version__ = "0.1.0"
 
+# Claims that know their world (issue 11): what a notebook asserts in the embedded world, on real CLIP, or skips
+# visibly on an untrained model.
+from .claims import Claims, paired_difference
+
 # CoCoOp (issue 16); its protocols live in coop_tutorial.base_to_new (also `python -m coop_tutorial.base_to_new`, so
 # not imported here), the meta-network analysis in coop_tutorial.meta_shift.
 from .cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, CoCoOpResult, cocoop_accuracy, load_cocoop,

@@ -1,30 +1,63 @@
-"""The ``coop-tutorial`` command: ``coop-tutorial <subcommand> [options]``.
+"""The ``coop-tutorial`` command: one entry point for what people run outside the notebooks.
 
-Each subcommand is a module with a ``main(argv) -> int``; ``coop-tutorial reproduce --help`` is the same as
-``python -m coop_tutorial.reproduce --help``.
+    coop-tutorial quickstart --task shapes --shots 4     # CoOp vs hand-written prompts, under a minute on a CPU
+    coop-tutorial pretrain --steps 2000                  # recreate the embedded tiny CLIP
+    coop-tutorial report                                 # the embedded world's zero-shot / probe / CoOp table
+    coop-tutorial reproduce --workers 2                  # the paper's grid (embedded world here) on a Dask cluster
+    coop-tutorial <command> --help                       # each command's options
+
+Each subcommand is a module with a ``main(argv)``; adding one is one line in ``COMMANDS``.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
-from typing import Optional, Sequence
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
-SUBCOMMANDS = {"reproduce": ("coop_tutorial.reproduce", "run the paper's grid and report it beside the paper")}
+# name -> (module with main(argv), one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": ("coop_tutorial.quickstart", "train CoOp on one task and compare it with hand-written prompts"),
+    "pretrain": ("coop_tutorial.pretrain", "pretrain the embedded tiny CLIP on the generated world"),
+    "report": ("coop_tutorial.world.report", "the embedded world's report: prompts, linear probe, CoOp, shift"),
+    "reproduce": ("coop_tutorial.reproduce", "the paper's grid, resumable, in-process or on Dask, beside the paper"),
+}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+@contextmanager
+def _program_name(name: str) -> Iterator[None]:
+    """Subcommands' argparse parsers name the program after ``sys.argv[0]``: make their usage lines read
+    ``coop-tutorial <command>``."""
+    saved = sys.argv[0] if sys.argv else ""
+    if sys.argv:
+        sys.argv[0] = name
+    else:
+        sys.argv.append(name)
+    try:
+        yield
+    finally:
+        sys.argv[0] = saved
+
+
+def main(argv: Optional[list[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: coop-tutorial <subcommand> [options]\n\nsubcommands:\n" + "\n".join(
-        f"  {name:<12} {about}" for name, (_, about) in SUBCOMMANDS.items())
+    parser = argparse.ArgumentParser(prog="coop-tutorial", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="command",
+                        help="; ".join(f"{name}: {help_}" for name, (_, help_) in COMMANDS.items()))
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage)
-        return 0
-    if argv[0] not in SUBCOMMANDS:
-        print(f"error: unknown subcommand {argv[0]!r}.\n\n{usage}")
-        return 2
-    module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
-    return int(module.main(argv[1:]) or 0)
+        parser.print_help()
+        if not argv:
+            raise SystemExit(2)
+        return
+    command = parser.parse_args(argv[:1]).command
+    module = importlib.import_module(COMMANDS[command][0])
+    with _program_name(f"coop-tutorial {command}"):
+        status = module.main(argv[1:])
+    if isinstance(status, int) and status:  # a subcommand that reports an exit status (reproduce)
+        raise SystemExit(status)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -92,6 +92,12 @@ def test_run_all_smoke(capsys, tmp_path):
     assert "SUMMARY:" in (tmp_path / "text_pass.txt").read_text()
 
 
+def test_bench_real_costs_smoke(capsys):
+    _script("bench_real_costs").main(["--smoke"])
+    summary = _check_report(capsys.readouterr().out)
+    assert "smoke run" in summary
+
+
 def test_bench_precision_smoke(capsys):
     _script("bench_precision").main(["--smoke"])
     summary = _check_report(capsys.readouterr().out)
