@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import _common as C  # noqa: E402  (puts the repository on sys.path)
@@ -26,7 +25,7 @@ import pandas as pd
 
 import coop_tutorial as ct
 from coop_tutorial.features import FeatureSet
-from coop_tutorial.sweeps import _final_val_only, encode_task, fit_coop
+from coop_tutorial.sweeps import TaskFeatures, _final_val_only, encode_task, fit_coop
 from coop_tutorial.training import features_accuracy
 
 VIEWS = (1, 8, 32)
@@ -34,10 +33,11 @@ OFFICIAL = "official (fresh crop every step)"
 
 
 def with_views(task, n_views: int):
-    """The task with only the first ``n_views`` of its encoded training views."""
+    """The task with only the first ``n_views`` of its encoded training views (the whole splits encoded once)."""
     views = task.train_views
     kept = FeatureSet(views.features[:n_views], views.labels, views.classnames, {**views.meta, "n_views": n_views})
-    return replace(task, train_views=kept)
+    return TaskFeatures.from_encoded(task.name, task.classnames, task.templates, task.train, kept, task.val,
+                                     task.test, task.datasets)
 
 
 def run(tasks: list[str], seeds: list[int], shots: int, epochs: int | None) -> pd.DataFrame:

@@ -153,5 +153,5 @@ def test_sweeps_run_the_official_uncached_loop_when_asked():
     assert official.train_features is None and cached.train_features is not None  # fresh crops vs cached views
     assert not torch.equal(official.learner.ctx, cached.learner.ctx)
     sweep = shot_sweep(clip, [task], shots=(1,), seeds=(1,), methods=("coop",), progress=False,
-                       config=lambda k: CoOpConfig.embedded(k, epochs=2, cached=False))
+                       config=lambda k, **_: CoOpConfig.embedded(k, epochs=2, cached=False))
     assert len(sweep) == 2 and sweep["accuracy"].between(0, 100).all()
