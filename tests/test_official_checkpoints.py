@@ -125,3 +125,15 @@ def test_a_run_folder_with_several_checkpoints_asks_for_the_file(clip32, tmp_pat
         ct.load_context(tmp_path / "run", clip32, classnames=CLASSNAMES)
     with pytest.raises(FileNotFoundError, match="No context checkpoint"):
         ct.load_context(tmp_path / "missing", clip32, classnames=CLASSNAMES)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_random_bytes_are_refused_with_the_same_message(clip32, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for i in range(60):  # unpicklers fail on random bytes with many exception types; all must read the same
+        path = tmp_path / f"model.pth.tar-{i + 1}"
+        path.write_bytes(rng.integers(0, 256, size=int(rng.integers(1, 200)), dtype=np.uint8).tobytes())
+        with pytest.raises(ValueError, match="nor a plain tensor checkpoint"):
+            ct.load_context(path, clip32, classnames=CLASSNAMES)
