@@ -1,4 +1,4 @@
-"""Issue 14, part 4: how close is the cached loop (a few augmented views per image, encoded once) to the official
+"""How close is the cached loop (a few augmented views per image, encoded once) to the official
 loop (a fresh random crop of every image at every step)?
 
 For every embedded task, 16 shots, seeds 1-3, CoOp (``CoOpConfig.embedded``) is trained four ways on the same

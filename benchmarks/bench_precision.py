@@ -1,4 +1,4 @@
-"""Issue 14, part 3: what ``CoOpConfig.precision`` costs and changes on this CPU.
+"""What ``CoOpConfig.precision`` costs and changes on this CPU.
 
 Part A, step time: one CoOp training step of the cached loop (batch 32 of image features, the text pass over every
 class, backward, optimiser step) in fp32, bf16 and amp (autocast to bfloat16 on CPU), for ViT-B-16 with random

@@ -340,12 +340,8 @@ def shift_drops(table: pd.DataFrame, source: str) -> pd.DataFrame:
     return -(table.drop(columns=[source]).sub(table[source], axis=0))
 
 
-def mean_over_seeds(values: Iterable[float]) -> float:
-    return float(np.mean(list(values)))
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# Helpers the notebooks share (issue 5): which task plays which role in a world, the world's CoOp recipe,
+# Helpers the notebooks share: which task plays which role in a world, the world's CoOp recipe,
 # prompt-wording and ensemble tables, and the design-choice ablations.
 # ---------------------------------------------------------------------------------------------------------------
 

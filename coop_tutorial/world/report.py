@@ -66,7 +66,7 @@ def build_report(checkpoint: Optional[str] = None, seeds=(1, 2, 3), coop: bool =
 
 
 def world_checks(summary: pd.DataFrame, shift: Optional[pd.DataFrame], coop: bool) -> list[tuple[str, bool, str]]:
-    """The targets of the embedded world (issues 2 and 3), each with the numbers behind it."""
+    """The targets of the embedded world, each with the numbers behind it."""
     checks = []
     best = summary["best_prompt"]
     checks.append(("best hand-written prompt in [35, 85] % on every task", bool(best.between(35, 85).all()),
