@@ -1,7 +1,7 @@
 # The few verbs people need. `make test` is the README's test command and what CI runs.
 PY ?= python
 
-.PHONY: install quickstart test test-fast notebooks bench pretrain report assignments
+.PHONY: install quickstart test test-fast notebooks bench pretrain report colab-like assignments
 
 install:
 	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
@@ -27,6 +27,9 @@ pretrain:  ## reproduce the shipped tiny CLIP (about 20 minutes on 2 CPU cores)
 
 report:  ## the embedded world's zero-shot / linear-probe / CoOp table
 	$(PY) -m coop_tutorial.world.report
+
+colab-like:  ## install the package the way Colab has it (preinstalled torch, ipywidgets 7) and run notebooks 01-02
+	.ci/colab_like
 
 assignments:  ## student and autograder notebooks of every course assignment (docs/teaching.md)
 	$(PY) -m coop_tutorial.teaching build

@@ -1,4 +1,4 @@
-"""Issue 16, item 2: CoCoOp time per epoch and peak memory, ours vs the official structure, at 10 and 100 classes.
+"""CoCoOp time per epoch and peak memory, ours vs the official structure, at 10 and 100 classes.
 
 * official-style: ``CoCoOpConfig(cached=False)``: every step augments and encodes its images with the frozen image
   encoder, then, for each image, runs the text tower over all ``n_cls`` full-length prompts (the loop of the

@@ -1,4 +1,4 @@
-"""Issue 6, item 4: wall time of a 16-shot CoOp run on the embedded model, and of the notebook sequence.
+"""Wall time of a 16-shot CoOp run on the embedded model, and of the notebook sequence.
 
 The CoOp run is what a user's first cell does: load the embedded CLIP, load the task, draw 16 shots, train
 with ``CoOpConfig.embedded(16)`` (which encodes the training images' augmented views, then trains), encode the
@@ -33,8 +33,8 @@ import _common as C  # noqa: E402  (puts the repository on sys.path)
 import coop_tutorial as ct
 from coop_tutorial.training import features_accuracy
 
-NOTEBOOK_TARGET_S = 600  # issue 6: the whole notebook sequence in <= 10 minutes
-RUN_TARGET_S = 30  # issue 6: a 16-shot run in <= 30 s
+NOTEBOOK_TARGET_S = 600  # the whole notebook sequence in <= 10 minutes
+RUN_TARGET_S = 30  # a 16-shot run in <= 30 s
 
 
 def coop_run(task: str, shots: int, seed: int, pretrained: Optional[str], epochs: Optional[int]) -> dict:

@@ -1,4 +1,4 @@
-"""Issue 17: the interpretation lab at real CLIP's scale (49,408-token vocabulary, width 512).
+"""The interpretation lab at real CLIP's scale (49,408-token vocabulary, width 512).
 
 Times the vocabulary searches the lab runs (nearest-word projection of a unified context and of a class-specific
 one, which the chunked search keeps within ``row_chunk x token_chunk`` distances), one step of discrete prompt

@@ -1,4 +1,4 @@
-"""Issue 6, item 3: peak memory of one CoOp step at 1000 classes, with and without the memory-saving option.
+"""Peak memory of one CoOp step at 1000 classes, with and without the memory-saving option.
 
 One step = the text pass over every class's prompt, logits for a batch of 32 image features, cross-entropy,
 backward to the context, an SGD step: what each CoOp training step costs on the text side (the official loop

@@ -1,4 +1,4 @@
-"""Issue 6, item 2: the truncated text pass vs the full-context one, on the ViT-B-16 text tower, n_ctx=16.
+"""The truncated text pass vs the full-context one, on the ViT-B-16 text tower, n_ctx=16.
 
 With a causal mask nothing after the last EOS can change an EOS output, so ``TextEncoder`` runs only the
 first ``max(EOS) + 1`` positions; and the positions every class shares (SOS + a unified context) need running

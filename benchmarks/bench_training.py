@@ -1,4 +1,4 @@
-"""Issue 6, item 1: CoOp epoch time and accuracy, our loop vs the official loop structure.
+"""CoOp epoch time and accuracy, our loop vs the official loop structure.
 
 * ours: ``CoOpConfig`` defaults, ``cached=True``: image features encoded once (``n_views`` augmented views
   per image), text pass truncated to the longest prompt, with the prefix every class shares (SOS + the

@@ -1,4 +1,4 @@
-"""Run every benchmark of issue 6 in turn (``make bench``), keep each one's output, and list the summaries.
+"""Run every benchmark in turn (``make bench``), keep each one's output, and list the summaries.
 
 Each benchmark runs in its own process at the lowest CPU priority (``nice``), since the machine may be shared;
 its output is shown as it comes and saved to ``--out/<name>.txt`` (default ``runs/benchmarks``).

@@ -1,16 +1,18 @@
 """coop-tutorial: learn, reproduce and explore CoOp prompt learning for CLIP.
 
-The public API is small and re-exported here; see the README for the notebook map.
+The public API is ``__all__`` below: what the README, the notebooks and course material use. Everything else
+lives in submodules (``coop_tutorial.sweeps``, ``.plots``, ``.widgets``, ``.base_to_new``...) for the notebooks'
+experiments and is not a promise.
 """
 from .clip_loader import ClipBundle, list_models, load_clip
 
-# The CoOp library (issue 3): prompt learner, classifiers, baselines, training, checkpoints, interpretation.
-from .checkpoint import load_context, read_context, save_context
+# CoOp: prompt learner, classifiers, baselines, training, checkpoints, interpretation.
+from .checkpoint import load_context, read_context, read_official_context, save_context
 from .classifier import CoOpClassifier
 from .evaluation import (EvalResult, accuracy, confusion_matrix, evaluate, per_class_accuracy, predict_logits,
                          summarize_seeds)
 from .features import FeatureSet, encode_dataset
-from .few_shot import FewShotSubset, few_shot_split, few_shot_val_split
+from .few_shot import FewShotSubset, few_shot_split, few_shot_val_split, official_few_shot_splits
 from .interpret import (DriftTracker, context_drift, context_norms, context_similarity, context_words,
                         nearest_tokens, vocabulary_norm)
 from .linear_probe import LinearProbe, fit_linear_probe
@@ -21,17 +23,64 @@ from .training import CoOpConfig, TrainResult, learning_rate, train_coop
 from .zero_shot import (ZeroShotClassifier, encode_texts, template_accuracies, zero_shot_classifier,
                         zero_shot_weights)
 
-# One entry point for tasks in both worlds, and the switch between worlds (issue 4).
+# One entry point for tasks in both worlds, and the switch between worlds.
 from .tasks import list_tasks, load_task
 from .worlds import World, use_world
 
-__version__ = "0.1.0"
+# Claims that know their world: asserted in the embedded world, the paper's on real CLIP, skipped visibly on an
+# untrained model.
+from .claims import Claims, paired_difference
 
-# CoCoOp (issue 16); its protocols live in coop_tutorial.base_to_new (also `python -m coop_tutorial.base_to_new`, so
-# not imported here), the meta-network analysis in coop_tutorial.meta_shift.
+# CoCoOp; its protocols live in coop_tutorial.base_to_new (also `python -m coop_tutorial.base_to_new`, so not
+# imported here), the meta-network analysis in coop_tutorial.meta_shift.
 from .cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, CoCoOpResult, cocoop_accuracy, load_cocoop,
                      save_cocoop, train_cocoop)
 
-# The interpretation lab (issue 17): what a learned context does, each instrument against a null.
+# The interpretation lab: what a learned context does, each instrument against a null.
 from .interpret_lab import (DiscretePrompt, compare_contexts, interpolation_path, load_corpus, position_ablation,
                             recover_discrete_prompt, waywardness_test)
+
+__version__ = "0.1.0"
+
+# Reproducing the paper: the grid runner (coop_tutorial.reproduce), imported on first use.
+_REPRODUCE_EXPORTS = ("RunSpec", "make_grid", "run_grid")
+
+__all__ = [
+    # models and worlds
+    "ClipBundle", "list_models", "load_clip", "World", "use_world", "list_tasks", "load_task",
+    # CoOp
+    "PromptLearner", "CLASS_TOKEN_POSITIONS", "TextEncoder", "CoOpClassifier", "CoOpConfig", "TrainResult",
+    "train_coop", "learning_rate",
+    # data and features
+    "FeatureSet", "encode_dataset", "FewShotSubset", "few_shot_split", "few_shot_val_split",
+    "official_few_shot_splits",
+    # baselines and templates
+    "ZeroShotClassifier", "zero_shot_classifier", "zero_shot_weights", "encode_texts", "template_accuracies",
+    "LinearProbe", "fit_linear_probe", "CLIP_IMAGENET_TEMPLATES", "DATASET_TEMPLATES", "IMAGENET_CLASSNAMES",
+    "dataset_template",
+    # evaluation and claims
+    "EvalResult", "evaluate", "accuracy", "confusion_matrix", "per_class_accuracy", "predict_logits",
+    "summarize_seeds", "Claims", "paired_difference",
+    # contexts on disk
+    "save_context", "load_context", "read_context", "read_official_context",
+    # reading a context
+    "DriftTracker", "context_drift", "context_norms", "context_similarity", "context_words", "nearest_tokens",
+    "vocabulary_norm", "DiscretePrompt", "compare_contexts", "interpolation_path", "load_corpus",
+    "position_ablation", "recover_discrete_prompt", "waywardness_test",
+    # CoCoOp
+    "CoCoOpPromptLearner", "CoCoOpClassifier", "CoCoOpConfig", "CoCoOpResult", "train_cocoop", "cocoop_accuracy",
+    "save_cocoop", "load_cocoop",
+    # reproduction
+    *_REPRODUCE_EXPORTS,
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    """``ct.make_grid`` etc. import ``coop_tutorial.reproduce`` on first use, so that ``python -m
+    coop_tutorial.reproduce`` does not find the module already imported by the package (a runpy warning)."""
+    if name in _REPRODUCE_EXPORTS:
+        from . import reproduce
+
+        return getattr(reproduce, name)
+    raise AttributeError(f"module 'coop_tutorial' has no attribute {name!r}")

@@ -86,8 +86,8 @@ def class_half(task: TaskFeatures, half: str) -> TaskFeatures:
     parts = {split: _keep_classes(getattr(task, split), classes, names)
              for split in ("train", "train_views", "val", "test")}
     datasets = {split: _Labels(parts[split].targets, names) for split in ("train", "val", "test")}
-    return TaskFeatures(f"{task.name}[{half}]", names, task.templates, parts["train"], parts["train_views"],
-                        parts["val"], parts["test"], datasets)
+    return TaskFeatures.from_encoded(f"{task.name}[{half}]", names, task.templates, parts["train"],
+                                     parts["train_views"], parts["val"], parts["test"], datasets)
 
 
 def default_tasks(world, names: Optional[Sequence[str]] = None) -> list[str]:
@@ -135,8 +135,8 @@ def cocoop_cache_path(cache_dir: Union[str, Path], clip: ClipBundle, task: TaskF
     settings = {k: v for k, v in config.to_dict().items()
                 if k not in ("progress", "device", "eval_every", "log_every", "eval_batch_size")}
     key = json.dumps({"model": clip.name, "pretrained": str(clip.pretrained), "weights": _weights_fingerprint(clip),
-                      "task": task.name, "classnames": task.classnames, "n_train": task.train.n_images,
-                      "views": {k: task.train_views.meta.get(k) for k in ("n_views", "seed", "transform")},
+                      "task": task.name, "classnames": task.classnames, "n_train": len(task.datasets["train"]),
+                      "views": {"n_views": task.n_views, "seed": task.seed, "transform": "train"},
                       "shots": shots, "config": settings, "code": _code_fingerprint(),
                       "cocoop": _digest((here / "cocoop.py").read_bytes(), (here / "base_to_new.py").read_bytes())},
                      sort_keys=True, default=str)

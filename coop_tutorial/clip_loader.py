@@ -75,6 +75,12 @@ class ClipBundle:
     def dtype(self) -> torch.dtype:
         return self.model.token_embedding.weight.dtype
 
+    @property
+    def untrained(self) -> bool:
+        """True when the weights are random (``pretrained="random"``, or a file saved from a random initialisation,
+        as the real-world dry run uses): accuracies then mean nothing, and claims about them cannot be checked."""
+        return self.pretrained == "random" or bool(self.metadata.get("untrained", False))
+
 
 def build_transforms(
     image_size: int,
@@ -125,6 +131,8 @@ def load_clip(name: str, pretrained: Optional[Union[str, Path]] = None,
         raise TypeError(f"pretrained must be a tag, a file path or 'random', got {type(pretrained).__name__}.")
     device = torch.device(device)
     name = _ALIASES.get(name, name)
+    if pretrained is not None and _is_config_file(pretrained):
+        return _load_config_file(name, Path(pretrained).expanduser(), device)
     if name in EMBEDDED_MODELS:
         return _load_embedded(name, pretrained, device)
     known = open_clip.list_models()
@@ -166,6 +174,68 @@ def _load_open_clip(name: str, pretrained, device: torch.device) -> ClipBundle:
     eval_tf, train_tf = build_transforms(image_size)
     tokenizer = open_clip.get_tokenizer(name)
     return _finish(model, eval_tf, train_tf, tokenizer, name, pretrained, device, None, {})
+
+
+def _is_config_file(pretrained: Union[str, Path]) -> bool:
+    """A safetensors file that carries its own open_clip architecture (``save_config_file``)."""
+    path = Path(pretrained).expanduser()
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return "open_clip_config" in (handle.metadata() or {})
+    except SafetensorError:  # a damaged file: the loader it is meant for says what is wrong with it
+        return False
+
+
+def save_config_file(model: open_clip.CLIP, config: dict, path: Union[str, Path], metadata: Optional[dict] = None) -> Path:
+    """Save ``model`` (an ``open_clip.CLIP`` built from ``config``: ``embed_dim``, ``vision_cfg``, ``text_cfg``) as a
+    safetensors file that carries its architecture, so ``load_clip(any_name, pretrained=path)`` rebuilds it
+    without an open_clip model name. ``metadata={"untrained": True}`` marks random weights."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"open_clip_config": json.dumps(config),
+                                          "metadata": json.dumps(metadata or {})})
+    return path
+
+
+# The smallest CLIP that runs the real-world code paths (77-token context, open_clip's tokenizer and vocabulary,
+# 224-px ViT input is not needed: images are 32 px): what the real-world dry run of the notebooks uses.
+DRY_RUN_CONFIG = {"embed_dim": 32,
+                  "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1, "head_width": 16},
+                  "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+
+
+def save_random_clip(path: Union[str, Path], config: Optional[dict] = None, seed: int = 0) -> Path:
+    """A randomly initialised open_clip CLIP (default: ``DRY_RUN_CONFIG``) saved with ``save_config_file`` and
+    marked untrained: ``World("real", backbone=..., pretrained=path)`` then runs every real-world code path in
+    seconds, with accuracies that mean nothing (and claims about them visibly skipped)."""
+    config = config or DRY_RUN_CONFIG
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_embedded_model(config)
+    return save_config_file(model, config, path, {"untrained": True, "seed": seed})
+
+
+def _load_config_file(name: str, path: Path, device: torch.device) -> ClipBundle:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+    config, meta = json.loads(header["open_clip_config"]), json.loads(header.get("metadata", "{}"))
+    state = load_file(str(path))
+    check_finite(state, path)
+    model = build_embedded_model(config)
+    model.load_state_dict(state)
+    model = model.to(device)
+    eval_tf, train_tf = build_transforms(_image_size(model))
+    tokenizer = open_clip.SimpleTokenizer(context_length=config["text_cfg"]["context_length"])
+    return _finish(model, eval_tf, train_tf, tokenizer, name, str(path), device, None, meta)
 
 
 def _open_clip_from_file(name: str, path: Path, device: torch.device) -> open_clip.CLIP:

@@ -118,6 +118,18 @@ def encode_dataset(clip: ClipBundle, dataset: Dataset, augment: bool = False, n_
 
     views = AugmentedViews(dataset, clip.train_preprocess if augment else clip.preprocess, n_views,
                            (seed,) if augment else None)
+    features, labels = _encode_views(clip, views, batch_size, num_workers,
+                                     f"encoding {name or 'images'} ({meta['transform']})", progress)
+    result = FeatureSet(features, labels, _classnames(dataset), meta)
+    check_labels(result.labels, result.classnames)
+    if path is not None:
+        _write_cache(path, result)
+    return result
+
+
+def _encode_views(clip: ClipBundle, views: "AugmentedViews", batch_size: int, num_workers: int, desc: str,
+                  progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n_views, n_images, embed_dim)`` normalised features and ``(n_images,)`` labels of every item of ``views``."""
     # A private generator: otherwise the DataLoader draws its worker base seed from the global RNG.
     loader = DataLoader(views, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         generator=torch.Generator())
@@ -125,16 +137,77 @@ def encode_dataset(clip: ClipBundle, dataset: Dataset, augment: bool = False, n_
     device = model.logit_scale.device
     chunks, labels = [], []
     with torch.no_grad():
-        for images, batch_labels in tqdm(loader, desc=f"encoding {name or 'images'} ({meta['transform']})",
-                                         disable=not progress, leave=False):
-            b = images.shape[0]
+        for images, batch_labels in tqdm(loader, desc=desc, disable=not progress, leave=False):
+            b, n_views = images.shape[:2]
             images = images.reshape(b * n_views, *images.shape[2:])  # (B * V, 3, S, S)
             check_images(images, clip.image_size)
             feats = model.encode_image(images.to(device=device, dtype=clip.dtype))
             chunks.append(F.normalize(feats.float(), dim=-1).reshape(b, n_views, -1).cpu())
             labels.append(torch.as_tensor(batch_labels, dtype=torch.long))
-    features = torch.cat(chunks).transpose(0, 1).contiguous()  # (V, N, D)
-    result = FeatureSet(features, torch.cat(labels), _classnames(dataset), meta)
+    if not chunks:
+        return torch.zeros(views.n_views, 0, clip.embed_dim), torch.zeros(0, dtype=torch.long)
+    return torch.cat(chunks).transpose(0, 1).contiguous(), torch.cat(labels)  # (V, N, D), (N,)
+
+
+def _images_meta(clip: ClipBundle, indices: Sequence[int], augment: bool, n_views: int, seed: int) -> dict:
+    return {"model": clip.name, "pretrained": str(clip.pretrained), "transform": "train" if augment else "eval",
+            "n_views": n_views, "seed": seed if augment else None, "image_size": clip.image_size,
+            "images": hashlib.sha1(json.dumps([int(i) for i in indices]).encode()).hexdigest()[:16],
+            "subset": len(indices)}
+
+
+def images_cache_path(clip: ClipBundle, indices: Sequence[int], cache_dir: Union[str, Path], name: str,
+                      augment: bool = False, n_views: int = 1, seed: int = 0) -> Path:
+    """The file ``encode_images`` keeps these images' features in: one per (model weights, ``name``, transform,
+    views, seed, images)."""
+    return Path(cache_dir) / _cache_name(clip, name, _images_meta(clip, indices, augment, n_views, seed))
+
+
+def read_images_cache(path: Path, dataset: Dataset, indices: Sequence[int]) -> Optional[FeatureSet]:
+    """The cached features of ``indices``, or None when absent or written for other labels (another dataset)."""
+    if not path.exists():
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads((handle.metadata() or {}).get("meta", "{}"))
+        features, labels = handle.get_tensor("features"), handle.get_tensor("labels")
+    targets = getattr(dataset, "targets", None)
+    if labels.numel() != len(indices) or (targets is not None and labels.tolist() != [int(targets[i]) for i in indices]):
+        return None
+    return FeatureSet(features, labels, _classnames(dataset), meta)
+
+
+def write_images_cache(path: Path, features: FeatureSet) -> None:
+    _write_cache(path, features)
+
+
+def encode_images(clip: ClipBundle, dataset: Dataset, indices: Sequence[int], augment: bool = False,
+                  n_views: int = 1, seed: int = 0, batch_size: int = 64,
+                  cache_dir: Optional[Union[str, Path]] = None, name: Optional[str] = None,
+                  progress: bool = False) -> FeatureSet:
+    """Features of the items ``indices`` of ``dataset`` only (e.g. a few-shot draw), in that order.
+
+    A view of item ``i`` is seeded by ``(seed, i)`` with ``i`` the index in ``dataset``, so an image's features
+    are the same whether it is encoded here, with other images, or by ``encode_dataset`` with the whole split.
+    With ``cache_dir`` (and ``name``, e.g. ``"imagenet-train"``) the features are kept in one file per
+    (model weights, ``name``, transform, views, seed, ``indices``), so another notebook drawing the same images
+    reads them instead of encoding them again.
+    """
+    indices = [int(i) for i in indices]
+    if not augment and n_views != 1:
+        raise ValueError(f"n_views={n_views} needs augment=True: the eval transform is deterministic.")
+    path = None
+    if cache_dir is not None:
+        if not name:
+            raise ValueError("encode_images(cache_dir=...) needs name=... to tell datasets apart in the cache.")
+        path = images_cache_path(clip, indices, cache_dir, name, augment, n_views, seed)
+        cached = read_images_cache(path, dataset, indices)
+        if cached is not None:
+            return cached
+    views = AugmentedViews(dataset, clip.train_preprocess if augment else clip.preprocess, n_views,
+                           (seed,) if augment else None, indices=indices)
+    features, labels = _encode_views(clip, views, batch_size, 0,
+                                     f"encoding {name or 'images'} ({'train' if augment else 'eval'})", progress)
+    result = FeatureSet(features, labels, _classnames(dataset), _images_meta(clip, indices, augment, n_views, seed))
     check_labels(result.labels, result.classnames)
     if path is not None:
         _write_cache(path, result)
@@ -163,13 +236,16 @@ class AugmentedViews(Dataset):
     depends on nothing but the key and the index; without it the (deterministic) transform is applied once.
     """
 
-    def __init__(self, dataset: Dataset, transform, n_views: int = 1, seed_key: Optional[tuple[int, ...]] = None):
+    def __init__(self, dataset: Dataset, transform, n_views: int = 1, seed_key: Optional[tuple[int, ...]] = None,
+                 indices: Optional[Sequence[int]] = None):
         self.dataset, self.transform, self.n_views, self.seed_key = dataset, transform, n_views, seed_key
+        self.indices = list(indices) if indices is not None else None  # item i is dataset[indices[i]]
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.indices) if self.indices is not None else len(self.dataset)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, position: int):
+        index = self.indices[position] if self.indices is not None else position
         image, label = self.dataset[index]
         image = as_image(image, index)
         if isinstance(image, torch.Tensor):

@@ -266,8 +266,8 @@ def load_corpus(source: Any, clip: Optional[ClipBundle] = None) -> pd.DataFrame:
 
     folder = _corpus_dir(source)
     how = ("Fill it by running notebook 04 (its sweeps cache every CoOp run) or by training with a cache folder: "
-           "sweeps.fit_coop(clip, task, shots, seed, cache_dir=sweeps.cache_dir_for(world)), or "
-           "sweeps.shot_sweep(clip, tasks, cache_dir=...).")
+           "sweeps.fit_coop(clip, task, shots, seed, world.recipe()(shots, dataset=task.name), "
+           "cache_dir=world.cache_dir), or sweeps.shot_sweep(clip, tasks, config=world.recipe(), cache_dir=...).")
     rows, models = [], set()
     for path in sorted(folder.glob("**/*.safetensors")) if folder.is_dir() else []:
         try:

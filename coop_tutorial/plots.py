@@ -489,7 +489,13 @@ def docs_figure_path(name: str, start: Union[str, Path, None] = None) -> Optiona
     return None
 
 
-def save_docs_figure(fig: Figure, name: str, dpi: int = 100) -> Optional[Path]:
-    """Save ``fig`` to the checkout's ``docs/figures/<name>`` (see ``docs_figure_path``); ``None`` if none."""
+def save_docs_figure(fig: Figure, name: str, dpi: int = 100, world=None) -> Optional[Path]:
+    """Save ``fig`` to the checkout's ``docs/figures/<name>`` (see ``docs_figure_path``); ``None`` if none.
+
+    The README's figures are the embedded world's with the shipped model: given a ``world`` that is not that one
+    (real CLIP, other weights), nothing is saved, so a real or dry run leaves the documentation alone.
+    """
+    if world is not None and not (world.kind == "embedded" and world.pretrained is None):
+        return None
     path = docs_figure_path(name)
     return save_figure(fig, path, dpi) if path is not None else None

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Optional
 
 from .clip_loader import read_embedded_checkpoint
-from .sweeps import encode_task, fit_coop, prompt_table
-from .training import CoOpConfig, features_accuracy
+from .sweeps import fit_coop, prompt_table
+from .training import features_accuracy
 from .validation import MAX_SEED
 from .worlds import use_world
 
@@ -28,12 +28,12 @@ def run(task: str = "patterns", shots: int = 16, seed: int = 1, world: str = "em
     kwargs = {k: v for k, v in dict(backbone=backbone, pretrained=pretrained, data_root=data_root).items() if v}
     setup = use_world(world, **kwargs)
     clip = setup.load_clip()
-    features = encode_task(clip, task, load_task=setup.load_task)
+    features = setup.encode_task(clip, task)
     prompts = prompt_table(clip, [features]).set_index("template")["accuracy"]
     print(f"\nZero-shot {clip.name} on {task!r} ({len(features.classnames)} classes), one hand-written prompt each:")
     for template, accuracy in prompts.sort_values(ascending=False).items():
         print(f"  {accuracy:5.1f}%  {template!r}")
-    config = CoOpConfig.embedded(shots) if world == "embedded" else CoOpConfig.paper(shots, dataset=task)
+    config = setup.recipe()(shots, dataset=task)  # the embedded preset, or the paper's recipe for this dataset
     result = fit_coop(clip, features, shots, seed, config)
     coop = 100 * features_accuracy(result.classifier, features.test)
     print(f"\nCoOp, {shots} shots per class, 16 learned context vectors: {coop:5.1f}%  "

@@ -21,10 +21,12 @@ from tqdm.auto import tqdm
 from .checkpoint import load_context, save_context
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
-from .features import FeatureSet, encode_dataset
-from .few_shot import few_shot_split, few_shot_val_split
+from .features import (FeatureSet, encode_dataset, encode_images, images_cache_path, read_images_cache,
+                       write_images_cache)
+from .few_shot import draw_method, few_shot_split, few_shot_val_split, official_few_shot_splits
 from .linear_probe import LinearProbe, fit_linear_probe
 from .training import CoOpConfig, TrainResult, build_classifier, features_accuracy, train_coop
+from .templates import task_ensemble
 from .zero_shot import template_accuracies, zero_shot_classifier
 
 DEFAULT_SHOTS = (1, 2, 4, 8, 16)
@@ -39,27 +41,93 @@ def _default_loader() -> Callable:
 
 @dataclass
 class TaskFeatures:
-    """The splits of one task encoded once by one CLIP.
+    """One task's splits, encoded by one CLIP as far as they are used.
 
-    ``train_views`` holds ``n_views`` augmented views per training image (what CoOp trains on);
-    ``train``, ``val`` and ``test`` the eval-transform features (what probes fit and everything is tested on).
+    The test split is encoded up front (every method is tested on all of it); of the train and val splits only
+    the images a few-shot draw picks are ever encoded (``few_shot``), each image once (and, with ``cache_dir``,
+    once per draw across notebooks): ImageNet's full train split would be ~1.3M images x 9 views.
+    ``train``, ``train_views`` and ``val`` encode a whole split on first use (the embedded world's validation
+    sweeps use ``val``).
     """
 
     name: str
     classnames: list[str]
     templates: list[str]
-    train: FeatureSet
-    train_views: FeatureSet
-    val: FeatureSet
     test: FeatureSet
     datasets: dict = field(repr=False, default_factory=dict)
+    clip: Optional[ClipBundle] = field(repr=False, default=None)
+    n_views: int = 8
+    seed: int = 0
+    cache_dir: Optional[Path] = field(repr=False, default=None)
+    _rows: dict = field(repr=False, default_factory=dict)  # (split, augmented) -> {image index: (V, D) features}
 
     def few_shot(self, shots: int, seed: int) -> tuple[FeatureSet, FeatureSet, FeatureSet]:
         """(train eval-view features, train augmented-view features, val features) of one few-shot draw."""
-        train_idx = few_shot_split(self.datasets["train"], shots, seed=seed).indices
-        val_idx = few_shot_val_split(self.datasets["val"], shots, seed=seed).indices
-        return (subset_features(self.train, train_idx), subset_features(self.train_views, train_idx),
-                subset_features(self.val, val_idx))
+        train_idx, val_idx = (split.indices for split in self.few_shot_splits(shots, seed))
+        return (self.encode("train", train_idx), self.encode("train", train_idx, augment=True),
+                self.encode("val", val_idx))
+
+    def encode(self, split: str, indices: Sequence[int], augment: bool = False) -> FeatureSet:
+        """Features of the images ``indices`` of ``split`` (augmented: ``n_views`` views), each encoded once."""
+        indices = [int(i) for i in indices]
+        dataset = self.datasets[split]
+        rows = self._rows.setdefault((split, augment), {})
+        views = dict(augment=True, n_views=self.n_views, seed=self.seed) if augment else {}
+        name = f"{self.name}-{split}"
+        missing = [i for i in indices if i not in rows]
+        if missing:
+            # On disk a whole draw is one entry (another notebook asks for the same draws); in memory each image
+            # is encoded once, however many draws pick it.
+            path = images_cache_path(self.clip, indices, self.cache_dir, name, **views) if self.cache_dir else None
+            cached = read_images_cache(path, dataset, indices) if path is not None else None
+            wanted, features = (indices, cached) if cached is not None else (
+                missing, encode_images(self.clip, dataset, missing, name=name, **views))
+            rows.update({i: features.features[:, k] for k, i in enumerate(wanted)})
+        width = self.test.features.shape[-1]
+        stacked = (torch.stack([rows[i] for i in indices], dim=1) if indices
+                   else torch.zeros(self.n_views if augment else 1, 0, width))
+        labels = torch.as_tensor([int(dataset.targets[i]) for i in indices], dtype=torch.long)
+        result = FeatureSet(stacked, labels, list(self.classnames),
+                            {**self.test.meta, "transform": "train" if augment else "eval", "subset": len(indices),
+                             "n_views": self.n_views if augment else 1, "seed": self.seed if augment else None})
+        if missing and path is not None and cached is None:
+            write_images_cache(path, result)
+        return result
+
+    @classmethod
+    def from_encoded(cls, name: str, classnames: list[str], templates: list[str], train: FeatureSet,
+                     train_views: FeatureSet, val: FeatureSet, test: FeatureSet, datasets: dict) -> "TaskFeatures":
+        """A task whose train and val splits are already encoded whole (e.g. one half of another task's classes):
+        draws read the given features; nothing is encoded again."""
+        task = cls(name, list(classnames), list(templates), test, datasets, None, train_views.n_views,
+                   int(train_views.meta.get("seed") or 0))
+        for (split, augmented), features in {("train", False): train, ("train", True): train_views,
+                                             ("val", False): val}.items():
+            task._rows[(split, augmented)] = {i: features.features[:, i] for i in range(features.n_images)}
+        return task
+
+    @property
+    def train(self) -> FeatureSet:
+        """The whole train split, eval transform."""
+        return self.encode("train", range(len(self.datasets["train"])))
+
+    @property
+    def train_views(self) -> FeatureSet:
+        """The whole train split, ``n_views`` augmented views per image."""
+        return self.encode("train", range(len(self.datasets["train"])), augment=True)
+
+    @property
+    def val(self) -> FeatureSet:
+        """The whole validation split."""
+        return self.encode("val", range(len(self.datasets["val"])))
+
+    def few_shot_splits(self, shots: int, seed: int) -> tuple:
+        """The few-shot draws of images (train, val): the official ones for the paper's datasets, seeded ones
+        in the embedded world (``few_shot.draw_method``)."""
+        train, val = self.datasets["train"], self.datasets["val"]
+        if draw_method(train) == "official":
+            return official_few_shot_splits(train, val, shots, seed)
+        return few_shot_split(train, shots, seed=seed), few_shot_val_split(val, shots, seed=seed)
 
 
 def subset_features(features: FeatureSet, indices: Sequence[int]) -> FeatureSet:
@@ -69,18 +137,17 @@ def subset_features(features: FeatureSet, indices: Sequence[int]) -> FeatureSet:
 
 
 def encode_task(clip: ClipBundle, name: str, n_views: int = 8, seed: int = 0,
-                load_task: Optional[Callable] = None, progress: bool = False) -> TaskFeatures:
-    """Load and encode every split of task ``name`` (train with ``n_views`` augmented views too)."""
+                load_task: Optional[Callable] = None, progress: bool = False,
+                cache_dir: Optional[Union[str, Path]] = None) -> TaskFeatures:
+    """Load task ``name``'s splits and encode its test split; train and val images are encoded when a few-shot
+    draw asks for them (``n_views`` augmented views per training image; ``cache_dir``: see ``encode_images``)."""
     load_task = load_task or _default_loader()
     datasets = {split: load_task(name, split) for split in ("train", "val", "test")}
-    encoded = {split: encode_dataset(clip, ds, progress=progress, name=f"{name}-{split}")
-               for split, ds in datasets.items()}
-    views = encode_dataset(clip, datasets["train"], augment=True, n_views=n_views, seed=seed, progress=progress,
-                           name=f"{name}-train-views")
     test = datasets["test"]
+    features = encode_dataset(clip, test, progress=progress, name=f"{name}-test", cache_dir=cache_dir)
     templates = list(getattr(test, "templates", None) or _templates_for(name))
-    return TaskFeatures(name, list(test.classnames), templates, encoded["train"], views, encoded["val"],
-                        encoded["test"], datasets)
+    return TaskFeatures(name, list(test.classnames), templates, features, datasets, clip, n_views, seed,
+                        Path(cache_dir) if cache_dir is not None else None)
 
 
 def encode_test_set(clip: ClipBundle, name: str, load_task: Optional[Callable] = None) -> FeatureSet:
@@ -123,19 +190,43 @@ def fit_probe(task: TaskFeatures, shots: int, seed: int) -> LinearProbe:
     return fit_linear_probe(train, val)
 
 
+# What a sweep is given as its recipe: ``recipe(shots, dataset=task_name) -> CoOpConfig`` (``coop_recipe(world)``);
+# the dataset matters (the paper trains ImageNet 50 epochs at every shot count).
+Recipe = Callable[..., CoOpConfig]
+
+
+def recipe_config(recipe: Union[Recipe, CoOpConfig], shots: int, dataset: str) -> CoOpConfig:
+    """The config a sweep trains ``dataset`` at ``shots`` with: ``recipe`` itself when it is a ``CoOpConfig``,
+    else ``recipe(shots, dataset=dataset)``."""
+    if isinstance(recipe, CoOpConfig):
+        return recipe
+    if not callable(recipe):
+        raise TypeError(f"A recipe is a CoOpConfig or a function (shots, dataset=...) -> CoOpConfig such as "
+                        f"sweeps.coop_recipe(world), got {type(recipe).__name__}.")
+    return recipe(shots, dataset=dataset)
+
+
 def fit_coop(clip: ClipBundle, task: TaskFeatures, shots: int, seed: int,
-             config: Optional[CoOpConfig] = None, cache_dir: Optional[Union[str, Path]] = None) -> TrainResult:
-    """CoOp on one few-shot draw; ``config`` defaults to the embedded recipe for ``shots``.
+             config: CoOpConfig, cache_dir: Optional[Union[str, Path]] = None) -> TrainResult:
+    """CoOp on one few-shot draw with ``config`` (the world's recipe: ``coop_recipe(world)(shots, dataset=...)``).
 
     With ``cache_dir`` the learned context is stored there (``coop_cache_path``) and a later call with the same
     model, task features, shots, seed, config and training code loads it instead of training again.
     """
-    config = (config or CoOpConfig.embedded(shots)).replace(seed=seed, progress=False)
+    if not isinstance(config, CoOpConfig):
+        raise TypeError(f"fit_coop needs a CoOpConfig (e.g. sweeps.coop_recipe(world)({shots}, dataset="
+                        f"{task.name!r})), got {type(config).__name__}: there is no default recipe, since the "
+                        f"embedded model's and the paper's differ.")
+    config = config.replace(seed=seed, progress=False)
     path = coop_cache_path(cache_dir, clip, task, shots, config) if cache_dir is not None else None
     if path is not None and path.exists():
         return _cached_result(path, clip, task, config)
-    _, views, val = task.few_shot(shots, seed)
-    result = train_coop(clip, views, val, config=config, classnames=task.classnames)
+    if config.cached:
+        _, train, val = task.few_shot(shots, seed)
+    else:  # the official loop: the few-shot images themselves, a fresh augmentation at every step
+        train, val_split = task.few_shot_splits(shots, seed)
+        val = task.encode("val", val_split.indices)
+    result = train_coop(clip, train, val, config=config, classnames=task.classnames)
     if path is not None:
         save_context(path, result, extra={"task": task.name, "shots": shots, "seed": seed,
                                           "history": result.history})
@@ -144,17 +235,20 @@ def fit_coop(clip: ClipBundle, task: TaskFeatures, shots: int, seed: int,
 
 def shot_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: Sequence[int] = DEFAULT_SHOTS,
                seeds: Sequence[int] = DEFAULT_SEEDS, methods: Sequence[str] = ("linear_probe", "coop"),
-               config: Optional[Callable[[int], CoOpConfig]] = None, progress: bool = True,
+               config: Optional[Recipe] = None, progress: bool = True,
                cache_dir: Optional[Union[str, Path]] = None) -> pd.DataFrame:
     """Test accuracy (%) of few-shot methods: one row per (task, method, shots, seed).
 
-    ``config`` maps a shot count to a CoOpConfig (default ``CoOpConfig.embedded``); the zero-shot
+    ``config``: the recipe, ``(shots, dataset=...) -> CoOpConfig`` (``coop_recipe(world)``; needed when
+    ``methods`` has CoOp); the zero-shot
     reference rows (``shots == 0``) use each task's default (first) template. ``cache_dir``: see ``fit_coop``.
     """
     unknown = set(methods) - {"linear_probe", "coop"}
     if unknown:
         raise ValueError(f"Unknown method(s) {sorted(unknown)}; choose from 'linear_probe' and 'coop'.")
-    make_config = config or CoOpConfig.embedded
+    if "coop" in methods and config is None:
+        raise ValueError("shot_sweep trains CoOp: pass config=sweeps.coop_recipe(world) (the world's recipe per "
+                         "dataset); there is no default, since the embedded model's recipe and the paper's differ.")
     rows = []
     for task in tasks:
         zero = zero_shot_classifier(clip, task.classnames, task.templates[0])
@@ -165,7 +259,8 @@ def shot_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: Sequence[
         if method == "linear_probe":
             accuracy = fit_probe(task, k, seed).accuracy(task.test)
         else:
-            accuracy = features_accuracy(fit_coop(clip, task, k, seed, _final_val_only(make_config(k)),
+            accuracy = features_accuracy(fit_coop(clip, task, k, seed,
+                                                  _final_val_only(recipe_config(config, k, task.name)),
                                                   cache_dir).classifier, task.test)
         rows.append(dict(task=task.name, method=method, shots=k, seed=seed, accuracy=100 * accuracy))
     return pd.DataFrame(rows)
@@ -189,29 +284,55 @@ def _accuracy(classifier, features: FeatureSet) -> float:
 
 
 def shift_table(clip: ClipBundle, source: TaskFeatures, targets: dict[str, FeatureSet], shots: int = 16,
-                seeds: Sequence[int] = DEFAULT_SEEDS, config: Optional[CoOpConfig] = None,
+                seeds: Sequence[int] = DEFAULT_SEEDS, config: Union[Recipe, CoOpConfig, None] = None,
                 cache_dir: Optional[Union[str, Path]] = None) -> pd.DataFrame:
     """Learn on ``source``, test on it and on each shifted test set, as in the paper's robustness table.
 
     Rows: zero-shot (the source's default template), linear probe and CoOp; columns: the source and each
-    target, accuracy (%) averaged over ``seeds``. The shifted sets must share the source's classes.
+    target, accuracy (%) averaged over ``seeds``. ``config``: the recipe (``coop_recipe(world)``, called with the
+    source's name, or one ``CoOpConfig``). A shifted set may hold a subset of the source's classes (ImageNet-A and
+    -R: 200 of ImageNet's 1000); it is scored as the official code does: CoOp's prompts are rebuilt for its class
+    names with the learned context kept (``PromptLearner.with_classnames``), zero-shot CLIP gets a prompt per
+    class of the set, and the linear probe's scores are read for those classes only.
     ``cache_dir``: see ``fit_coop`` (a shot sweep with the same recipe has already trained these contexts).
     """
+    if config is None:
+        raise ValueError("shift_table trains CoOp: pass config=sweeps.coop_recipe(world) (or a CoOpConfig).")
+    columns = {}  # target -> the source's label of each of its classes, or None when the classes are the same
     for name, features in targets.items():
-        if features.classnames is not None and list(features.classnames) != source.classnames:
-            raise ValueError(f"{name!r} has other classes than {source.name!r}; a shifted test set must share them.")
+        names = list(features.classnames) if features.classnames is not None else None
+        if names is None:
+            raise ValueError(f"{name!r} has no class names; a shifted test set needs them to be scored.")
+        unknown = [n for n in names if n not in source.classnames]
+        if unknown:
+            raise ValueError(f"{name!r} has classes that {source.name!r} does not have ({unknown[:3]}); a shifted "
+                             f"test set must hold the source's classes or a subset of them.")
+        columns[name] = None if names == source.classnames else [source.classnames.index(n) for n in names]
     sets = {source.name: source.test, **targets}
-    zero = zero_shot_classifier(clip, source.classnames, source.templates[0])
-    table = {"zero_shot": {n: 100 * _accuracy(zero, f) for n, f in sets.items()}}
+    zero = {name: zero_shot_classifier(clip, list(f.classnames) if columns.get(name) else source.classnames,
+                                       source.templates[0]) for name, f in sets.items()}
+    table = {"zero_shot": {n: 100 * _accuracy(zero[n], f) for n, f in sets.items()}}
     probe_rows, coop_rows = [], []
+    config = recipe_config(config, shots, source.name)
     for seed in seeds:
         probe = fit_probe(source, shots, seed)
-        coop = fit_coop(clip, source, shots, seed, config, cache_dir).classifier
-        probe_rows.append({n: 100 * probe.accuracy(f) for n, f in sets.items()})
-        coop_rows.append({n: 100 * features_accuracy(coop, f) for n, f in sets.items()})
+        coop = fit_coop(clip, source, shots, seed, config, cache_dir)
+        probe_rows.append({n: 100 * _probe_accuracy(probe, f, columns.get(n)) for n, f in sets.items()})
+        coop_rows.append({n: 100 * features_accuracy(
+            coop.classifier if columns.get(n) is None else CoOpClassifier(
+                clip, coop.learner.with_classnames(clip, list(f.classnames))), f) for n, f in sets.items()})
     table["linear_probe"] = pd.DataFrame(probe_rows).mean().to_dict()
     table["coop"] = pd.DataFrame(coop_rows).mean().to_dict()
     return pd.DataFrame(table).T[list(sets)]
+
+
+def _probe_accuracy(probe: LinearProbe, features: FeatureSet, columns: Optional[list[int]]) -> float:
+    """The probe's accuracy, its scores restricted to ``columns`` (the source labels of a subset's classes)."""
+    if columns is None:
+        return probe.accuracy(features)
+    with torch.no_grad():
+        logits = probe.logits_from_features(features.view(0))[:, columns]
+    return float((logits.argmax(1) == features.labels).float().mean())
 
 
 def shift_drops(table: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -219,12 +340,8 @@ def shift_drops(table: pd.DataFrame, source: str) -> pd.DataFrame:
     return -(table.drop(columns=[source]).sub(table[source], axis=0))
 
 
-def mean_over_seeds(values: Iterable[float]) -> float:
-    return float(np.mean(list(values)))
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# Helpers the notebooks share (issue 5): which task plays which role in a world, the world's CoOp recipe,
+# Helpers the notebooks share: which task plays which role in a world, the world's CoOp recipe,
 # prompt-wording and ensemble tables, and the design-choice ablations.
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -254,36 +371,79 @@ class TaskRoles:
     shifts: list[str]
     showcase: str
 
+    def shift(self, kind: str) -> str:
+        """The shifted set of one kind: ``"fresh"`` (ImageNet-V2 / shapes_v2), ``"sketch"``, ``"hard"`` (-A) or
+        ``"rendition"`` (-R / shapes_painting)."""
+        suffixes = {"fresh": ("_v2",), "sketch": ("_sketch",), "hard": ("_hard", "_a"),
+                    "rendition": ("_painting", "_r")}
+        if kind not in suffixes:
+            raise ValueError(f"Unknown kind of shift {kind!r}; choose from {', '.join(suffixes)}.")
+        found = [name for name in self.shifts if name.endswith(suffixes[kind])]
+        if not found:
+            raise ValueError(f"No {kind} shifted set of {self.source!r} among {self.shifts}.")
+        return found[0]
 
-def task_roles(world, only_available: bool = True) -> TaskRoles:
+
+def task_roles(world, only_available: bool = True, tasks: Optional[Sequence[str]] = None,
+               source: Optional[str] = None) -> TaskRoles:
     """The roles of ``world``'s tasks (a ``coop_tutorial.World``), so notebooks name no world-specific task.
 
-    With ``only_available`` the main tasks and shifted sets are those whose test split loads (in the real world,
-    the datasets present under the data root; a warning names the others), and the showcase falls back to the
-    first available main task. The embedded world generates its tasks, so it always has them all.
+    ``tasks``: the main tasks to use (default: all the world's); ``source``: the shift study's source (default:
+    the world's, ImageNet in the real world, whose four variants are the shifted sets; another source has no
+    shifted sets). With ``only_available`` the main tasks and shifted sets are those whose test split loads (in
+    the real world, the datasets present under the data root; a warning names the others, ``World.require``
+    says where each is expected and how to get it), and the showcase falls back to the first available main task.
+    The embedded world generates its tasks, so it always has them all.
     """
     if world.kind == "embedded":
         from .world.tasks import TASKS
 
         specs = {name: TASKS[name] for name in world.tasks}
-        source = SHIFT_SOURCES["embedded"]
-        return TaskRoles([n for n, s in specs.items() if s.source is None], source,
-                         [n for n, s in specs.items() if s.source == source], SHOWCASE_TASKS["embedded"])
+        source = source or SHIFT_SOURCES["embedded"]
+        main = _chosen([n for n, s in specs.items() if s.source is None], tasks, "embedded")
+        return TaskRoles(main, source, [n for n, s in specs.items() if s.source == source],
+                         SHOWCASE_TASKS["embedded"] if SHOWCASE_TASKS["embedded"] in main else main[0])
+    from .datasets import canonical_name
     from .datasets.metadata import REAL_DATASETS, SPLITS
 
-    main = [n for n in world.tasks if REAL_DATASETS[n].splits == SPLITS]
-    shifts = [n for n in world.tasks if REAL_DATASETS[n].splits == ("test",)]
-    showcase = SHOWCASE_TASKS["real"]
+    source = canonical_name(source) if source is not None else SHIFT_SOURCES["real"]
+    if source is None or REAL_DATASETS[source].splits != SPLITS:
+        raise ValueError(f"The shift study's source must be one of the paper's datasets with a train split, got "
+                         f"{source!r}; ImageNet (the default) is the one with shifted test sets.")
+    main = _chosen([n for n in world.tasks if REAL_DATASETS[n].splits == SPLITS], tasks, "real")
+    # only ImageNet has shifted test sets (its four variants)
+    shifts = [n for n in world.tasks if REAL_DATASETS[n].splits == ("test",)] if source == "imagenet" else []
+    showcase = SHOWCASE_TASKS["real"] if SHOWCASE_TASKS["real"] in main else main[0]
     if only_available:
         missing = [n for n in main + shifts if not _loads(world, n)]
         if missing:
             import warnings
 
-            warnings.warn(f"Not found under the data root, left out: {', '.join(missing)} (see docs/datasets.md).",
-                          stacklevel=2)
+            warnings.warn(f"Not found under the data root, left out: {', '.join(missing)} (see docs/datasets.md; "
+                          f"world.require(name) says where each is expected and how to get it).", stacklevel=2)
         main, shifts = [n for n in main if n not in missing], [n for n in shifts if n not in missing]
         showcase = showcase if showcase in main or not main else main[0]
-    return TaskRoles(main, SHIFT_SOURCES["real"], shifts, showcase)
+    return TaskRoles(main, source, shifts, showcase)
+
+
+def _chosen(main: list[str], tasks: Optional[Sequence[str]], kind: str) -> list[str]:
+    """``tasks`` (checked against ``main``, in their canonical names), or ``main`` when None."""
+    if tasks is None:
+        return main
+    if isinstance(tasks, str) or not all(isinstance(t, str) for t in tasks) or not tasks:
+        raise ValueError(f"TASKS must be a non-empty list of task names such as {main[:2]}, or None for all "
+                         f"of the {kind} world's; got {tasks!r}.")
+    if kind == "real":
+        from .datasets import canonical_name
+
+        named = {t: canonical_name(t) for t in tasks}
+    else:
+        named = {t: t for t in tasks}
+    unknown = [t for t, n in named.items() if n not in main]
+    if unknown:
+        raise ValueError(f"Unknown task(s) {unknown} in TASKS for the {kind} world; its tasks with train/val/test "
+                         f"splits are: {', '.join(main)}.")
+    return [named[t] for t in tasks]
 
 
 def _loads(world, name: str) -> bool:
@@ -314,15 +474,26 @@ def encode_test_task(clip: ClipBundle, name: str, load_task: Optional[Callable] 
     return EncodedTestSplit(name, list(test.classnames), templates, features)
 
 
-def coop_recipe(world, dataset: Optional[str] = None) -> Callable[[int], CoOpConfig]:
-    """``shots -> CoOpConfig``: the embedded preset in the embedded world, the paper's recipe in the real one.
+def coop_recipe(world, dataset: Optional[str] = None, epochs: Optional[int] = None) -> Recipe:
+    """``(shots, dataset=None, **overrides) -> CoOpConfig``: the embedded preset in the embedded world, the paper's
+    recipe in the real one (per dataset: ImageNet trains 50 epochs at every shot count).
 
-    Notebooks take their configs from here, so retuning ``CoOpConfig.embedded`` reaches every notebook.
-    ``dataset`` matters for the real recipe only (ImageNet trains 50 epochs at every shot count).
+    Notebooks and sweeps take their configs from here (sweeps call it with each task's name), so retuning
+    ``CoOpConfig.embedded`` reaches every notebook. ``dataset``: the default when a call names none. ``epochs``:
+    fewer epochs than the recipe's, for a quick look (a warm-up epoch is dropped if it would leave none).
     """
-    if world.kind == "embedded":
-        return CoOpConfig.embedded
-    return lambda shots, **overrides: CoOpConfig.paper(shots, dataset=dataset, **overrides)
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"EPOCHS must be a positive integer, or None for the recipe's, got {epochs!r}.")
+    default = dataset
+
+    def recipe(shots: int, dataset: Optional[str] = None, **overrides) -> CoOpConfig:
+        name = dataset if dataset is not None else default
+        config = CoOpConfig.embedded(shots) if world.kind == "embedded" else CoOpConfig.paper(shots, dataset=name)
+        if epochs is not None:
+            config = config.replace(epochs=epochs, warmup_epochs=min(config.warmup_epochs, epochs - 1))
+        return config.replace(**overrides) if overrides else config
+
+    return recipe
 
 
 def sampling_error(accuracy: float, n: int) -> float:
@@ -368,7 +539,8 @@ def ensemble_table(clip: ClipBundle, tasks: Iterable[TaskFeatures],
     """Zero-shot test accuracy (%) per task of single prompts against prompt ensembles.
 
     Columns: ``default_prompt`` (the task's first template), ``mean_prompt`` and ``best_prompt`` over its
-    templates, ``task_ensemble`` (all its templates averaged, as CLIP does), then one column per extra
+    templates, ``task_ensemble`` (its templates averaged, as CLIP does; on ImageNet the official 7 selected ones,
+    ``templates.task_ensemble``), then one column per extra
     ensemble in ``ensembles`` (name -> templates), e.g. ``{"clip_80": CLIP_IMAGENET_TEMPLATES}``.
     """
     rows = {}
@@ -376,7 +548,8 @@ def ensemble_table(clip: ClipBundle, tasks: Iterable[TaskFeatures],
         singles = template_accuracies(clip, task.test, task.templates, task.classnames)["accuracy"] * 100
         row = dict(default_prompt=float(singles.iloc[0]), mean_prompt=float(singles.mean()),
                    best_prompt=float(singles.max()))
-        for name, templates in {"task_ensemble": task.templates, **(ensembles or {})}.items():
+        own = task_ensemble(task.name, task.templates)  # ImageNet: the official 7, not its 8 listed templates
+        for name, templates in {"task_ensemble": own, **(ensembles or {})}.items():
             row[name] = 100 * _accuracy(zero_shot_classifier(clip, task.classnames, list(templates)), task.test)
         rows[task.name] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("task")
@@ -384,19 +557,21 @@ def ensemble_table(clip: ClipBundle, tasks: Iterable[TaskFeatures],
 
 def design_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], variants: Optional[dict[str, dict]] = None,
                  shots: int = 16, seeds: Sequence[int] = DEFAULT_SEEDS,
-                 config: Optional[Callable[[int], CoOpConfig]] = None, baseline: Optional[pd.DataFrame] = None,
+                 config: Optional[Recipe] = None, baseline: Optional[pd.DataFrame] = None,
                  progress: bool = True, cache_dir: Optional[Union[str, Path]] = None) -> pd.DataFrame:
     """CoOp test accuracy (%) under each design variant: one row per (task, variant, seed).
 
     Args:
         variants: name -> CoOpConfig overrides (default ``DESIGN_VARIANTS``).
-        config: ``shots -> CoOpConfig``, the recipe the overrides apply to (default ``CoOpConfig.embedded``).
+        config: the recipe the overrides apply to, ``(shots, dataset=...) -> CoOpConfig`` (required).
         baseline: a ``shot_sweep`` result; the variant without overrides is then read from its CoOp rows at
             ``shots`` (same recipe, same seeds, so the same numbers) instead of being trained again.
         cache_dir: see ``fit_coop``.
     """
     variants = DESIGN_VARIANTS if variants is None else variants
-    make_config = config or CoOpConfig.embedded
+    if config is None:
+        raise ValueError("design_sweep needs config=sweeps.coop_recipe(world), the recipe its variants change; "
+                         "there is no default, since the embedded model's recipe and the paper's differ.")
     rows, jobs = [], []
     for name, overrides in variants.items():
         reused = None
@@ -410,8 +585,8 @@ def design_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], variants: Opti
             else:
                 jobs += [(task, name, overrides, seed) for seed in seeds]
     for task, name, overrides, seed in tqdm(jobs, desc="design choices", disable=not progress):
-        result = fit_coop(clip, task, shots, seed, _final_val_only(make_config(shots).replace(**overrides)),
-                          cache_dir)
+        result = fit_coop(clip, task, shots, seed,
+                          _final_val_only(recipe_config(config, shots, task.name).replace(**overrides)), cache_dir)
         rows.append(dict(task=task.name, variant=name, shots=shots, seed=seed,
                          accuracy=100 * features_accuracy(result.classifier, task.test)))
     order = {name: i for i, name in enumerate(variants)}
@@ -464,11 +639,19 @@ def vocabulary_neighbour_distance(clip: ClipBundle) -> torch.Tensor:
     scale against which a context vector's distance to its nearest word can be judged."""
     from .interpret import vocabulary
 
-    ids = vocabulary(clip)
-    table = clip.model.token_embedding.weight.detach().float().cpu()[ids]
-    distances = torch.cdist(table, table, compute_mode="donot_use_mm_for_euclid_dist")
-    distances.fill_diagonal_(float("inf"))
-    return distances.min(dim=1).values
+    ids = vocabulary(clip).to(clip.model.token_embedding.weight.device)
+    table = clip.model.token_embedding.weight.detach().float()[ids]
+    # Real CLIP has ~33k whole words: the distances go in row chunks (the whole matrix would take ~4 GB) and through
+    # a matrix product (|a|^2 + |b|^2 - 2ab), which is BLAS-fast; the exact pairwise loop took 39 s on a 32-wide
+    # table and would take ~10 minutes on a 512-wide one. The product's rounding (~1e-6 relative) does not matter
+    # for a distance scale. Only the nearest distance of each word is kept.
+    nearest = []
+    for start in range(0, len(table), 1024):
+        distances = torch.cdist(table[start:start + 1024], table, compute_mode="use_mm_for_euclid_dist")
+        rows = torch.arange(distances.shape[0], device=distances.device)
+        distances[rows, rows + start] = float("inf")
+        nearest.append(distances.min(dim=1).values.cpu())
+    return torch.cat(nearest)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -507,7 +690,8 @@ def _code_fingerprint() -> str:
     import inspect
 
     here = Path(__file__).parent
-    own = [inspect.getsource(f).encode() for f in (fit_coop, TaskFeatures.few_shot, subset_features, encode_task)]
+    own = [inspect.getsource(f).encode() for f in (fit_coop, TaskFeatures.few_shot, TaskFeatures.few_shot_splits,
+                                                    TaskFeatures.encode, encode_task)]
     return _digest(*((here / name).read_bytes() for name in _TRAINING_CODE), *own)
 
 
@@ -520,9 +704,10 @@ def coop_cache_path(cache_dir: Union[str, Path], clip: ClipBundle, task: TaskFea
     settings = {k: v for k, v in config.to_dict().items()
                 if k not in ("progress", "device", "eval_every", "log_every")}
     key = json.dumps({"model": clip.name, "pretrained": str(clip.pretrained), "weights": _weights_fingerprint(clip),
-                      "task": task.name, "classnames": task.classnames, "n_train": task.train.n_images,
-                      "n_val": task.val.n_images, "views": {k: task.train_views.meta.get(k) for k in
-                                                            ("n_views", "seed", "transform", "image_size")},
+                      "task": task.name, "classnames": task.classnames, "n_train": len(task.datasets["train"]),
+                      "n_val": len(task.datasets["val"]), "views": {"n_views": task.n_views, "seed": task.seed,
+                                                                    "transform": "train",
+                                                                    "image_size": clip.image_size},
                       "shots": shots, "config": settings, "code": _code_fingerprint()}, sort_keys=True, default=str)
     return Path(cache_dir) / task.name / f"coop_{shots}shots_seed{config.seed}_{_digest(key.encode())}.safetensors"
 

@@ -41,6 +41,15 @@ IMAGENET_CLASSNAMES: tuple[str, ...] = tuple(_IMAGENET_RENAMES.get(i, name)
                                              for i, name in enumerate(open_clip.IMAGENET_CLASSNAMES))
 
 
+def task_ensemble(dataset: str, templates: list[str]) -> list[str]:
+    """The templates a task's zero-shot ensemble averages, as CoOp's ``ZeroshotCLIP2`` builds it: on ImageNet the 7
+    selected templates alone (``IMAGENET_TEMPLATES_SELECT``), elsewhere a task's own list (for the paper's other
+    datasets: its template followed by the same 7)."""
+    if dataset.lower() == "imagenet":
+        return list(CLIP_IMAGENET_TEMPLATES_SMALL)
+    return list(templates)
+
+
 def dataset_template(dataset: str) -> str:
     """The default hand-written template of ``dataset`` (``"eurosat"``, or an embedded task like ``"shapes"``)."""
     key = dataset.lower().replace("-", "_")

@@ -2,18 +2,27 @@
 
 The loop is the official one (cross-entropy on ``logit_scale.exp() * cos``, only ``ctx`` optimised, lr set
 per epoch by a cosine schedule after a constant warm-up epoch, last incomplete batch dropped) with three
-speed-ups that do not change the method:
+speed-ups; the first is an approximation, the other two are exact:
 
 * image features are computed once, for ``n_views`` augmented views per image; each epoch every image
-  uses one of its views (the official loop re-encodes a fresh augmentation at every step);
+  uses one of its views (the official loop re-encodes a fresh augmentation at every step, so it sees many more
+  distinct crops; ``benchmarks/bench_augmentation.py`` measures the difference);
 * the text transformer runs only up to the longest prompt's EOS (see ``text_encoder.py``);
 * the positions every class shares (SOS + a unified context) run once per step, not once per class.
 
 ``cached=False`` runs the official structure instead (augment and encode every batch, full-length text pass)
 so the two can be compared.
+
+``precision`` (``CoOpConfig.precision``) as the official ``PREC``: ``"fp32"``; ``"fp16"``, the frozen CLIP and
+the context in half precision (the official default, GPU only); ``"bf16"``, the same in bfloat16 (runs on CPUs too);
+``"amp"``, fp32 weights with autocast (fp16 with a gradient scaler on GPU, bfloat16 on CPU). For fp16/bf16 the run
+uses a converted copy of the CLIP, so the caller's model is never changed.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -35,6 +44,9 @@ from .validation import MAX_SEED, check_features, check_same_classes
 OPTIMIZERS = ("sgd", "adam")
 MAX_LR = 100.0
 SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("fp32", "fp16", "amp", "bf16")
+# The dtype the frozen CLIP and the context are held in, per precision ("amp" keeps fp32 weights, autocasts).
+PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "amp": torch.float32}
 
 # Epochs of the official configs by number of shots (ImageNet: 50 for every K).
 PAPER_EPOCHS = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}
@@ -76,6 +88,8 @@ class CoOpConfig:
     cached: bool = True
     truncate_text: bool = True  # text pass only up to the longest prompt (cached loop only)
     share_prefix: bool = True  # SOS + a unified context computed once, not once per class (cached loop only)
+    # Numerics: "fp32", "fp16" (official PREC, GPU only), "bf16", "amp" (autocast: fp16 on GPU, bf16 on CPU).
+    precision: str = "fp32"
     # Memory: 0 = every class's prompt in one text batch (fastest); k > 0 = k classes at a time, checkpointed,
     # so backward holds one chunk's activations (for many classes on a small GPU; ~1 extra text forward).
     text_chunk_size: int = 0
@@ -115,7 +129,7 @@ class CoOpConfig:
             if not isinstance(getattr(self, name), bool):
                 _bad(name, getattr(self, name), "True or False")
         for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("class_token_position", CLASS_TOKEN_POSITIONS)):
+                              ("class_token_position", CLASS_TOKEN_POSITIONS), ("precision", PRECISIONS)):
             if getattr(self, name) not in choices:
                 _bad(name, getattr(self, name), f"one of {', '.join(repr(c) for c in choices)}")
         if self.ctx_init is not None and (not isinstance(self.ctx_init, str) or not self.ctx_init.strip()):
@@ -128,10 +142,12 @@ class CoOpConfig:
     @classmethod
     def paper(cls, shots: int = 16, dataset: Optional[str] = None, **overrides: Any) -> "CoOpConfig":
         """The official recipe: SGD 0.002, momentum 0.9, wd 5e-4, batch 32, cosine with one warm-up epoch at
-        1e-5; 50/100/100/200/200 epochs for 1/2/4/8/16 shots (50 for every K on ImageNet)."""
+        1e-5; 50/100/100/200/200 epochs for 1/2/4/8/16 shots (50 for every K on ImageNet); precision fp16 (the
+        official PREC) when a GPU is visible, else fp32 (half matrix products do not run on CPU)."""
         epochs = 50 if dataset is not None and dataset.lower() == "imagenet" else _epochs_for(shots, PAPER_EPOCHS)
         recipe = dict(optimizer="sgd", lr=0.002, momentum=0.9, weight_decay=5e-4, batch_size=32, warmup_epochs=1,
-                      warmup_lr=1e-5, schedule="cosine", epochs=epochs)
+                      warmup_lr=1e-5, schedule="cosine", epochs=epochs,
+                      precision="fp16" if torch.cuda.is_available() else "fp32")
         return cls(**{**recipe, **overrides})
 
     @classmethod
@@ -234,6 +250,7 @@ def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
         check_same_classes(names, getattr(val_set, "classnames", None), "the training set", "val_set",
                            "Pass the validation split of the same task (world.load_task(task, 'val')).")
     _check_device(clip, config)
+    clip = precision_clip(clip, config.precision)
     generator = torch.Generator().manual_seed(config.seed)
     learner = PromptLearner(clip, names, n_ctx=config.n_ctx, ctx_init=config.ctx_init, csc=config.csc,
                             class_token_position=config.class_token_position, generator=generator)
@@ -290,6 +307,30 @@ def features_accuracy(classifier: CoOpClassifier, features: FeatureSet, batch_si
             logits = classifier.logits_from_features(features.view(0)[start:start + batch_size].to(device), text)
             correct += int((logits.argmax(1).cpu() == features.labels[start:start + batch_size]).sum())
     return correct / max(features.n_images, 1)
+
+
+def precision_clip(clip: ClipBundle, precision: str) -> ClipBundle:
+    """The CLIP a run in ``precision`` uses: ``clip`` itself when its weights already have that dtype, else a
+    converted copy (the caller's model is not touched). Raises a ValueError for fp16 on CPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; use one of {', '.join(map(repr, PRECISIONS))}.")
+    device = clip.model.logit_scale.device
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("precision='fp16' needs a GPU: half-precision matrix products are not implemented on CPU "
+                         "(the official code stops there with \"addmm_impl_cpu_\" not implemented for 'Half'). On "
+                         "CPU use precision='bf16' (bfloat16 weights), 'amp' (autocast to bfloat16) or 'fp32'; "
+                         "CoOpConfig.paper picks fp32 when no GPU is visible.")
+    dtype = PRECISION_DTYPES[precision]
+    if clip.dtype == dtype:
+        return clip
+    return dataclasses.replace(clip, model=copy.deepcopy(clip.model).to(dtype))
+
+
+def _autocast(config: CoOpConfig, device: torch.device):
+    """Autocast for ``precision="amp"`` (fp16 on GPU, bfloat16 on CPU); a no-op otherwise."""
+    if getattr(config, "precision", "fp32") != "amp":  # configs without the field (CoCoOpConfig) run fp32
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
 
 
 def _check_device(clip: ClipBundle, config: CoOpConfig) -> None:
@@ -351,7 +392,7 @@ def _uncached_batches(clip: ClipBundle, classifier: CoOpClassifier, dataset: Dat
     augmented = AugmentedViews(dataset, clip.train_preprocess, 1, seed_key=(config.seed, epoch + 1))
     loader = DataLoader(augmented, batch_sampler=[b.tolist() for b in batches], generator=torch.Generator())
     for images, labels in loader:
-        with torch.no_grad():
+        with torch.no_grad(), _autocast(config, classifier.logit_scale.device):
             features = classifier.encode_images(images[:, 0])
         yield features, labels
 
@@ -359,18 +400,23 @@ def _uncached_batches(clip: ClipBundle, classifier: CoOpClassifier, dataset: Dat
 def _run_epoch(classifier: CoOpClassifier, optimizer: torch.optim.Optimizer, batches, epoch: int, lr: float,
                config: CoOpConfig, callbacks: Sequence[Callback], learner: PromptLearner) -> tuple[float, float]:
     device = classifier.logit_scale.device
+    # amp on GPU computes in fp16: scale the loss so small gradients do not flush to zero (as the official "amp").
+    amp = getattr(config, "precision", "fp32") == "amp"  # CoCoOpConfig (which shares this loop) has no precision
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
     total_loss, correct, seen = 0.0, 0, 0
     for step, (image_features, labels) in enumerate(batches, start=1):
         image_features, labels = image_features.to(device), labels.to(device)
-        logits = classifier.logits_from_features(image_features)
-        loss = F.cross_entropy(logits, labels)
+        with _autocast(config, device):
+            logits = classifier.logits_from_features(image_features)
+            loss = F.cross_entropy(logits, labels)
         if not torch.isfinite(loss):
             raise RuntimeError(
                 f"The loss became {loss.item()} at epoch {epoch + 1}, step {step} (lr {lr:g}). Try a lower learning "
                 f"rate (CoOpConfig.lr), check the images/features for NaN or inf, and keep the model in float32.")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         b = labels.shape[0]
         total_loss += loss.item() * b
         correct += int((logits.argmax(1) == labels).sum())

@@ -32,11 +32,14 @@ def has_frontend() -> bool:
 
     A kernel cannot ask its client what it renders, so this reads the traces front ends leave: Colab's module,
     the ``JPY_SESSION_NAME`` that jupyter_server gives kernels it starts for a notebook, VS Code's
-    ``VSCODE_PID``. ``nbconvert``/``nbval`` leave none of them. ``COOP_TUTORIAL_WIDGETS`` overrides.
+    ``VSCODE_PID``. ``nbconvert``/``nbval`` leave none of them. ipywidgets older than 8 counts as no front end
+    (``widgets_supported``). ``COOP_TUTORIAL_WIDGETS`` overrides.
     """
     forced = os.environ.get(ENV_SWITCH, "").strip().lower()
     if forced in ("static", "interactive"):
         return forced == "interactive"
+    if not widgets_supported():
+        return False
     try:
         from IPython import get_ipython
     except ImportError:
@@ -45,6 +48,17 @@ def has_frontend() -> bool:
     if shell is None or not hasattr(shell, "kernel"):
         return False
     return "google.colab" in sys.modules or bool(os.environ.get("JPY_SESSION_NAME")) or "VSCODE_PID" in os.environ
+
+
+def widgets_supported() -> bool:
+    """Whether ipywidgets 8 or later is installed: the explorers' controls use its API (Colab ships 7.x, where
+    they render statically instead of asking for an upgrade that would clash with Colab's pinned front end)."""
+    try:
+        import ipywidgets
+    except ImportError:
+        return False
+    major = str(getattr(ipywidgets, "__version__", "0")).split(".")[0]
+    return major.isdigit() and int(major) >= 8
 
 
 def _display(value: Any) -> None:

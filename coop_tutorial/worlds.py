@@ -6,9 +6,10 @@ CLIP and the paper's datasets. It is a plain value: nothing global changes.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import Dataset
@@ -49,6 +50,7 @@ class World:
     download: bool = False
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.kind not in WORLDS:
             raise ValueError(f"Unknown world {self.kind!r}: use 'embedded' (offline, tiny CLIP, synthetic tasks) "
                              f"or 'real' (open_clip backbones, the paper's datasets).")
@@ -71,8 +73,14 @@ class World:
         return list_tasks(self.kind)[self.kind]
 
     def load_clip(self) -> ClipBundle:
-        """The world's frozen CLIP, on the world's device."""
-        return load_clip(self.backbone, pretrained=self.pretrained, device=self.device)
+        """The world's frozen CLIP, on the world's device (in the real world, a warning when its weights are random:
+        its accuracies then mean nothing, and the notebooks' claims about them are skipped)."""
+        clip = load_clip(self.backbone, pretrained=self.pretrained, device=self.device)
+        if self.kind == "real" and clip.untrained:
+            warnings.warn(f"{clip.name} has random weights ({clip.pretrained}): every accuracy below is meaningless, "
+                          f"and claims about them are skipped. Pass pretrained='openai' (or another tag, or a "
+                          f"checkpoint file) for a trained CLIP.", stacklevel=2)
+        return clip
 
     def load_task(self, name: str, split: str, transform: Optional[Callable] = None, subsample: str = "all",
                   split_file: Optional[Union[str, Path]] = None) -> Dataset:
@@ -89,10 +97,121 @@ class World:
             changes["backbone"] = None
         return replace(self, **changes)
 
+    # ---- what the notebooks set up from a world ---------------------------------------------------------------
+
+    def roles(self, tasks: Optional[Sequence[str]] = None, source: Optional[str] = None,
+              only_available: bool = True):
+        """Which task plays which role here (``sweeps.TaskRoles``): ``tasks`` picks the main tasks (None: all),
+        ``source`` the shift study's source (None: ImageNet in the real world, ``shapes`` in the embedded one)."""
+        from .sweeps import task_roles
+
+        return task_roles(self, only_available=only_available, tasks=tasks, source=source)
+
+    def recipe(self, epochs: Optional[int] = None):
+        """``(shots, dataset=...) -> CoOpConfig``: the world's CoOp recipe per dataset (``sweeps.coop_recipe``);
+        ``epochs`` shortens it for a quick look."""
+        from .sweeps import coop_recipe
+
+        return coop_recipe(self, epochs=epochs)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where learned contexts (and, in the real world, image features) are kept between notebooks."""
+        from .sweeps import cache_dir_for
+
+        return cache_dir_for(self)
+
+    def encode_task(self, clip: ClipBundle, name: str, progress: bool = False):
+        """Task ``name`` encoded by ``clip`` (``sweeps.TaskFeatures``): its test split now, the images of each
+        few-shot draw when drawn; in the real world their features are cached on disk for the next notebook."""
+        from .sweeps import encode_task
+
+        self.require(name)
+        return encode_task(clip, name, load_task=self.load_task, progress=progress, cache_dir=self._feature_cache())
+
+    def encode_test_set(self, clip: ClipBundle, name: str):
+        """The test split of ``name`` encoded (a ``FeatureSet``), cached on disk in the real world."""
+        from .features import encode_dataset
+
+        self.require(name)
+        return encode_dataset(clip, self.load_task(name, "test"), progress=False, name=f"{name}-test",
+                              cache_dir=self._feature_cache())
+
+    def encode_test_task(self, clip: ClipBundle, name: str, progress: bool = False):
+        """Only the test split of ``name``, with its templates (``sweeps.EncodedTestSplit``): all zero-shot needs."""
+        from .sweeps import EncodedTestSplit, _templates_for
+
+        test = self.load_task(name, "test")
+        templates = list(getattr(test, "templates", None) or _templates_for(name))
+        return EncodedTestSplit(name, list(test.classnames), templates, self.encode_test_set(clip, name))
+
+    def claims(self, clip: ClipBundle):
+        """The claims helper of a notebook running here on ``clip`` (``coop_tutorial.claims.Claims``)."""
+        from .claims import Claims
+
+        return Claims.of(self, clip)
+
+    def encode_shift_study(self, clip: ClipBundle, roles, progress: bool = False):
+        """``(source TaskFeatures, {shifted set: test FeatureSet})`` of the robustness study of ``roles`` (from
+        ``roles()``): the source and every one of its shifted test sets must be there, or the error says which is
+        missing, where it is expected and how to get it."""
+        if self.kind == "real":
+            from .datasets.metadata import REAL_DATASETS
+
+            expected = [n for n in self.tasks if REAL_DATASETS[n].splits == ("test",)] if roles.source == "imagenet" else []
+            if not expected:
+                raise ValueError(f"{roles.source!r} has no shifted test sets: in the real world only ImageNet has them "
+                                 f"(ImageNet-V2, -Sketch, -A and -R). Leave the source at ImageNet (SHIFT_SOURCE = None).")
+            for name in [roles.source] + expected:
+                try:
+                    self.require(name)
+                except FileNotFoundError as exc:
+                    raise type(exc)(f"The robustness study needs {name!r}, the source or one of its shifted test sets: "
+                                    f"{exc}") from exc
+        source = self.encode_task(clip, roles.source, progress=progress)
+        return source, {name: self.encode_test_set(clip, name) for name in roles.shifts}
+
+    def _feature_cache(self) -> Optional[Path]:
+        # the embedded world encodes its small generated tasks in seconds; real datasets are worth keeping
+        return self.cache_dir / "features" if self.kind == "real" else None
+
+    def require(self, name: str) -> None:
+        """Nothing if task ``name`` loads; else a ``DatasetNotFoundError`` naming the folder it is expected in and
+        how to get it (``download=True`` for what torchvision can fetch)."""
+        if self.kind == "embedded":
+            return
+        self.load_task(name, "test")
+
+    def limit_threads(self) -> None:
+        """On a CPU, one thread for torch and BLAS: the embedded model's matrices are so small that handing work
+        between threads costs more than it saves (measured on a 2-core CPU shared with another job: one seed of the
+        shot sweep on one task took 4.4 s with 1 thread and 68 s with 2; scikit-learn's probe fits ran 40x
+        faster with one BLAS thread). On a GPU nothing changes."""
+        if self.device != "cpu":
+            return
+        import threadpoolctl
+
+        torch.set_num_threads(1)
+        threadpoolctl.threadpool_limits(1)
+
     def __str__(self) -> str:
         weights = f", pretrained={self.pretrained}" if self.pretrained is not None else ""
         data = f", data_root={self.data_root}" if self.data_root is not None else ""
         return f"{self.kind} world: backbone={self.backbone}{weights} on {self.device}{data}"
+
+
+def _check_types(world: World) -> None:
+    """Notebook parameters arrive as strings from papermill's command line: say which one is wrong and how."""
+    expected = {"kind": (str,), "backbone": (str, type(None)), "pretrained": (str, Path, type(None)),
+                "data_root": (str, Path, type(None)), "device": (str, type(None)), "download": (bool,)}
+    names = {"kind": "WORLD", "backbone": "BACKBONE", "pretrained": "PRETRAINED", "data_root": "DATA_ROOT",
+             "device": "device", "download": "DOWNLOAD"}
+    for field_name, types in expected.items():
+        value = getattr(world, field_name)
+        if not isinstance(value, types):
+            wanted = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            raise TypeError(f"{names[field_name]} ({field_name}) must be {wanted}, got {value!r} "
+                            f"({type(value).__name__}); with papermill, pass booleans as -p DOWNLOAD True.")
 
 
 def use_world(kind: str = "embedded", **options) -> World:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 _LOCAL_HOSTS = {None, "localhost", "127.0.0.1", "::1", ""}
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 class NetworkAccessError(RuntimeError):
@@ -29,6 +30,7 @@ class NetworkLog:
 
     attempts: list = field(default_factory=list)
     expected: bool = False
+    loopback: bool = False  # allow_loopback: connections to this machine (a local Dask cluster) are let through
 
 
 @pytest.fixture(autouse=True)
@@ -45,13 +47,18 @@ def no_network(request, monkeypatch) -> NetworkLog:
             f"{request.node.nodeid} tried to open a network connection to {address!r}: tests must run offline. "
             f"Fake the download or the hub instead (see tests/test_tasks_and_worlds.py).")
 
-    def connect(self, address):
+    def local(self, address) -> bool:
         if self.family == getattr(socket, "AF_UNIX", object()):
+            return True
+        return log.loopback and isinstance(address, tuple) and address[0] in _LOOPBACK
+
+    def connect(self, address):
+        if local(self, address):
             return real_connect(self, address)
         refuse(address)
 
     def connect_ex(self, address):
-        if self.family == getattr(socket, "AF_UNIX", object()):
+        if local(self, address):
             return real_connect_ex(self, address)
         refuse(address)
 
@@ -77,4 +84,12 @@ def no_network(request, monkeypatch) -> NetworkLog:
 def expect_network_attempt(no_network: NetworkLog) -> NetworkLog:
     """For a test that checks how a blocked network access is reported: attempts are still refused, not failed."""
     no_network.expected = True
+    return no_network
+
+
+@pytest.fixture
+def allow_loopback(no_network: NetworkLog) -> NetworkLog:
+    """For a test that runs a real local cluster (Dask): TCP connections to this machine's loopback address are
+    allowed; everything else stays refused."""
+    no_network.loopback = True
     return no_network

@@ -342,20 +342,24 @@ def write_imagenet_classnames(path: Path, wnids: Optional[list[str]] = None, ren
     path.write_text("".join(f"{w} {rename.get(w, names[w])}\n" for w in wnids))
 
 
-def make_imagenet(root: Path, with_classnames: bool = True) -> Fake:
+def make_imagenet(root: Path, with_classnames: bool = True, wnids: Optional[list[str]] = None) -> Fake:
+    """``wnids``: the classes given images (default ``IMAGENET_SAMPLE``; the dry run adds those of the -A and -R
+    fakes, so that their classes are a subset of the source's, as in the real datasets)."""
     dataset_dir = root / "imagenet"
     names = imagenet_default_classnames()
     rename = {"n01443537": "goldfish (from classnames.txt)"} if with_classnames else {}
     if with_classnames:
         write_imagenet_classnames(dataset_dir / "classnames.txt", rename=rename)
+    wnids = sorted(wnids) if wnids is not None else IMAGENET_SAMPLE
     class_of = {}
-    for j, wnid in enumerate(IMAGENET_SAMPLE):
+    for j, wnid in enumerate(wnids):
         for split, n in (("train", 3), ("val", 2)):
             for i in range(n):
                 path = write_image(dataset_dir / "images" / split / wnid / f"{wnid}_{split}_{i}.JPEG", seed=j * 7 + i)
                 class_of[str(path)] = rename.get(wnid, names[wnid])
-    classnames = [rename.get(w, names[w]) for w in IMAGENET_SAMPLE]
-    return Fake("imagenet", root, dataset_dir, classnames, {"train": 9, "val": 6, "test": 6}, class_of)
+    classnames = [rename.get(w, names[w]) for w in wnids]
+    n = len(wnids)
+    return Fake("imagenet", root, dataset_dir, classnames, {"train": 3 * n, "val": 2 * n, "test": 2 * n}, class_of)
 
 
 def make_imagenet_v2(root: Path) -> Fake:
@@ -388,16 +392,22 @@ def make_imagenet_sketch(root: Path, with_classnames: bool = True, image_sub: st
     return _wnid_test_set("imagenet_sketch", root, "imagenet-sketch", image_sub, IMAGENET_SAMPLE, with_classnames)
 
 
-def make_imagenet_a(root: Path, with_classnames: bool = True) -> Fake:
+def imagenet_a_sample() -> list[str]:
     wnids = list(imagenet_wnids("imagenet_a"))
-    return _wnid_test_set("imagenet_a", root, "imagenet-adversarial", "imagenet-a", [wnids[5], wnids[0], wnids[199]],
-                          with_classnames)
+    return [wnids[5], wnids[0], wnids[199]]
+
+
+def imagenet_r_sample() -> list[str]:
+    wnids = list(imagenet_wnids("imagenet_r"))
+    return [wnids[3], wnids[100], wnids[7]]
+
+
+def make_imagenet_a(root: Path, with_classnames: bool = True) -> Fake:
+    return _wnid_test_set("imagenet_a", root, "imagenet-adversarial", "imagenet-a", imagenet_a_sample(), with_classnames)
 
 
 def make_imagenet_r(root: Path, with_classnames: bool = True) -> Fake:
-    wnids = list(imagenet_wnids("imagenet_r"))
-    return _wnid_test_set("imagenet_r", root, "imagenet-rendition", "imagenet-r", [wnids[3], wnids[100], wnids[7]],
-                          with_classnames)
+    return _wnid_test_set("imagenet_r", root, "imagenet-rendition", "imagenet-r", imagenet_r_sample(), with_classnames)
 
 
 BUILDERS: dict[str, Callable[..., Fake]] = {
@@ -417,3 +427,17 @@ BUILDERS: dict[str, Callable[..., Fake]] = {
     "imagenet_a": make_imagenet_a,
     "imagenet_r": make_imagenet_r,
 }
+
+
+def make_paper_datasets(root: Path) -> dict[str, Fake]:
+    """All eleven datasets and ImageNet's four variants under one data root, as the real world expects them: the
+    notebooks' real-world dry run. ImageNet holds the classes of its -A and -R fakes too (those two have a subset
+    of ImageNet's classes, as the real 200-class sets do)."""
+    fakes = {}
+    for name, builder in BUILDERS.items():
+        if name == "imagenet":
+            fakes[name] = make_imagenet(root, with_classnames=False,
+                                        wnids=IMAGENET_SAMPLE + imagenet_a_sample() + imagenet_r_sample())
+        else:
+            fakes[name] = builder(root)
+    return fakes

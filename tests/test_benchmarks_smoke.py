@@ -90,3 +90,21 @@ def test_run_all_smoke(capsys, tmp_path):
     assert code == 0
     assert "bench_text_pass.py: ok" in out and "SUMMARY:" in out
     assert "SUMMARY:" in (tmp_path / "text_pass.txt").read_text()
+
+
+def test_bench_real_costs_smoke(capsys):
+    _script("bench_real_costs").main(["--smoke"])
+    summary = _check_report(capsys.readouterr().out)
+    assert "smoke run" in summary
+
+
+def test_bench_precision_smoke(capsys):
+    _script("bench_precision").main(["--smoke"])
+    summary = _check_report(capsys.readouterr().out)
+    assert "bf16 - fp32 over 1 runs" in summary and "amp - fp32" in summary
+
+
+def test_bench_augmentation_smoke(capsys):
+    _script("bench_augmentation").main(["--smoke"])
+    summary = _check_report(capsys.readouterr().out)
+    assert "8 cached views vs the official loop" in summary

@@ -72,12 +72,21 @@ def test_refusals_name_the_field_that_differs(clip32, clip77, tmp_path):
         ct.load_context(path, narrow)
 
 
-def test_pickle_files_are_never_loaded(clip32, tmp_path, monkeypatch):
+def test_pickle_files_are_read_with_weights_only(clip32, tmp_path, monkeypatch):
     bogus = tmp_path / "model.pth"
     torch.save({"ctx": torch.zeros(4, clip32.width)}, bogus)
-    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load (pickle) was called"))
-    with pytest.raises(ValueError, match="never loaded"):
+    real_load = torch.load
+
+    def guarded(*args, **kwargs):
+        assert kwargs.get("weights_only") is True, "torch.load without weights_only=True"
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", guarded)
+    with pytest.raises(ValueError, match="records no class names"):
         ct.load_context(bogus, clip32)
+    assert ct.load_context(bogus, clip32, classnames=CLASSNAMES).n_ctx == 4
+    with pytest.raises(ValueError, match="never arbitrary pickled objects"):
+        checkpoint.read_context(bogus)
     plain = tmp_path / "plain.safetensors"
     from safetensors.torch import save_file
     save_file({"weight": torch.zeros(2)}, str(plain))

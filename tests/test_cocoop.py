@@ -199,8 +199,8 @@ def fake_task(clip, make_dataset, names, per_class=6) -> TaskFeatures:
             for i, split in enumerate(("train", "val", "test"))}
     encoded = {split: encode_dataset(clip, d, progress=False) for split, d in data.items()}
     views = encode_dataset(clip, data["train"], augment=True, n_views=2, progress=False)
-    return TaskFeatures("fake", list(names), ["a photo of a {}."], encoded["train"], views, encoded["val"],
-                        encoded["test"], data)
+    return TaskFeatures.from_encoded("fake", list(names), ["a photo of a {}."], encoded["train"], views,
+                                     encoded["val"], encoded["test"], data)
 
 
 def test_class_half_and_its_errors(clip32, make_dataset):

@@ -1,4 +1,4 @@
-"""Bad input gets a ValueError that says what is wrong and what to do (issue 3, item 11)."""
+"""Bad input gets a ValueError that says what is wrong and what to do."""
 from __future__ import annotations
 
 import pytest

@@ -140,7 +140,9 @@ def test_few_shot_sampling_on_a_real_layout(tmp_path):
     picked = [train.paths[i] for i in one.indices]
     assert all(Path(p).parent.name in ("abbey", "outdoor", "bedroom") for p in picked)
     with pytest.warns(UserWarning, match="fewer than 16 images"):
-        assert len(few_shot_split(train, shots=16, seed=2)) == len(train)  # classes keep all they have
+        assert len(few_shot_split(train, shots=16, seed=2, method="seeded")) == len(train)  # classes keep all
+    with pytest.warns(UserWarning, match="fewer than 16 images.*with replacement"):
+        assert len(few_shot_split(train, shots=16, seed=2)) == 16 * 3  # the official draw (real world's default)
 
 
 def test_base_to_new_subsampling_relabels_the_halves(tmp_path):

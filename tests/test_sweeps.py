@@ -1,4 +1,5 @@
 """Shared experiments (sweeps), the world report's checks and the quickstart, on the shipped tiny CLIP."""
+from typing import Optional
 import pandas as pd
 import pytest
 import torch
@@ -19,7 +20,7 @@ def counts(clip):
     return encode_task(clip, "counts", n_views=2)
 
 
-def quick(shots: int) -> CoOpConfig:
+def quick(shots: int, dataset: Optional[str] = None) -> CoOpConfig:
     return CoOpConfig.embedded(shots, epochs=2, progress=False)
 
 
@@ -75,8 +76,8 @@ def test_shift_table_shape_and_drops(clip):
 
 def test_shift_table_refuses_other_classes(clip):
     shapes = encode_task(clip, "shapes", n_views=1)
-    with pytest.raises(ValueError, match="other classes"):
-        shift_table(clip, shapes, {"counts": encode_test_set(clip, "counts")}, shots=1, seeds=(1,))
+    with pytest.raises(ValueError, match="classes that 'shapes' does not have"):
+        shift_table(clip, shapes, {"counts": encode_test_set(clip, "counts")}, shots=1, seeds=(1,), config=quick(1))
 
 
 def _summary(best, worst, probe, coop16, coop1):

@@ -3,6 +3,7 @@ transplants), on a small random CLIP and fake image tasks: fast, no shipped mode
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 import pytest
@@ -27,7 +28,7 @@ def fake_loader(name: str, split: str) -> FakeTask:
     return FakeTask(names, per_class, seed=hash((name, split)) % 1000)
 
 
-def quick(shots: int) -> CoOpConfig:
+def quick(shots: int, dataset: Optional[str] = None) -> CoOpConfig:
     return CoOpConfig.embedded(shots, epochs=1, n_views=2, n_ctx=2, progress=False)
 
 

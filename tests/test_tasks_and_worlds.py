@@ -7,6 +7,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+from types import SimpleNamespace
 import torch
 import torchvision
 
@@ -138,10 +139,11 @@ def test_world_rejects_what_cannot_work():
 
 def test_world_passes_its_settings_on(monkeypatch, fake_world, tmp_path):
     seen = {}
+    bundle = SimpleNamespace(untrained=False)
     monkeypatch.setattr(worlds, "load_clip", lambda name, pretrained, device: seen.update(
-        name=name, pretrained=pretrained, device=device) or "bundle")
+        name=name, pretrained=pretrained, device=device) or bundle)
     world = use_world("real", backbone="ViT-B/16", pretrained="/weights/vit.pt", data_root=tmp_path, device="cpu")
-    assert world.load_clip() == "bundle"
+    assert world.load_clip() is bundle
     assert seen == {"name": "ViT-B/16", "pretrained": "/weights/vit.pt", "device": "cpu"}
     assert world.tasks == PAPER_NAMES
     fake = make_dtd(tmp_path)

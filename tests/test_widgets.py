@@ -108,3 +108,15 @@ def test_similarity_view_and_explorer():
     assert explorer.last.numbers["similarity"].shape == (3, 3)
     with pytest.raises(ValueError, match="two contexts"):
         widgets.similarity_explorer({"a": a})
+
+
+def test_old_ipywidgets_render_statically(monkeypatch):
+    import sys
+    import types
+
+    from coop_tutorial import widgets
+
+    monkeypatch.delenv(widgets.ENV_SWITCH, raising=False)
+    monkeypatch.setitem(sys.modules, "ipywidgets", types.SimpleNamespace(__version__="7.7.1"))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert not widgets.widgets_supported() and not widgets.has_frontend()

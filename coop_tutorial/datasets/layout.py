@@ -75,7 +75,7 @@ def find_dataset(info: DatasetInfo, root: Path, download: bool = False,
             raise DatasetNotFoundError(
                 f"The data root {root} does not exist. Pass root='/path/to/data' or set the {DATA_ROOT_ENV} "
                 f"environment variable to the folder that holds your datasets ($DATA in the CoOp instructions); "
-                f"{info.title} is expected in {root / info.coop_folder}/. {see_docs(info.name)}")
+                f"{info.title} is expected in {root / info.coop_folder}/. {_fetch_hint(info)} {see_docs(info.name)}")
 
     location = _first_complete(info, root, split_path)
     if location is None and download:
@@ -92,11 +92,16 @@ def find_dataset(info: DatasetInfo, root: Path, download: bool = False,
         raise DatasetNotFoundError(
             f"{root / layout.folder} exists but has no {', '.join(missing)}: it is not a complete {info.title} "
             f"folder. Expected {expected}. {see_docs(info.name)}")
+    raise DatasetNotFoundError(f"No {info.title} under {root}: expected {expected}. {_fetch_hint(info)} "
+                               f"{see_docs(info.name)}")
+
+
+def _fetch_hint(info: DatasetInfo) -> str:
+    """How to get ``info``'s files: torchvision's download (``DOWNLOAD = True`` in a notebook) where it works."""
     if info.torchvision is not None:
-        fetch = f"Pass download=True to let torchvision fetch it, or download it by hand from {info.source}."
-    else:
-        fetch = f"It cannot be downloaded automatically: fetch it by hand from {info.source}."
-    raise DatasetNotFoundError(f"No {info.title} under {root}: expected {expected}. {fetch} {see_docs(info.name)}")
+        return (f"Pass download=True (DOWNLOAD = True in a notebook) to let torchvision fetch it, or download it by "
+                f"hand from {info.source}.")
+    return f"It cannot be downloaded automatically: fetch it by hand from {info.source}."
 
 
 def _first_complete(info: DatasetInfo, root: Path, split_path: Optional[Path]) -> Optional[DatasetLocation]:
