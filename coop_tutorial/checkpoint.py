@@ -17,9 +17,7 @@ format="official")`` writes a file the official ``--eval-only --load-epoch N`` p
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -27,6 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ._io import atomic_path
 from .clip_loader import ClipBundle, weights_fingerprint
 from .prompt_learner import PromptLearner
 
@@ -73,16 +72,9 @@ def save_context(path: Union[str, Path], learner_or_result: Any, config: Any = N
         "config": config.to_dict() if hasattr(config, "to_dict") else config, "extra": extra or {},
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"ctx": learner.ctx.detach().float().cpu().contiguous()}, tmp,
+    with atomic_path(path) as tmp:
+        save_file({"ctx": learner.ctx.detach().float().cpu().contiguous()}, str(tmp),
                   metadata={"coop_tutorial": json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -340,12 +332,6 @@ def save_official_context(path: Union[str, Path], learner: PromptLearner, epoch:
     state = {name: getattr(learner, name).detach().float().cpu().contiguous()
              for name in ("ctx", "token_prefix", "token_suffix")}
     checkpoint = {"state_dict": state, "epoch": epoch, "optimizer": None, "scheduler": None, "val_result": None}
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=file.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(file) as tmp:
         torch.save(checkpoint, tmp)
-        os.replace(tmp, file)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return file

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields, replace
@@ -40,6 +38,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ._io import atomic_path
 from .classifier import check_images
 from .clip_loader import ClipBundle, weights_fingerprint
 from .features import FeatureSet, check_labels, encode_dataset
@@ -483,15 +482,8 @@ def save_cocoop(path: Union[str, Path], learner_or_result: Any, extra: Optional[
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in learner.state_dict().items()
                if k not in ("token_prefix", "token_suffix")}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"coop_tutorial": json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"coop_tutorial": json.dumps(meta)})
     return path
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -26,6 +24,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ._io import atomic_path
 from .validation import check_images
 from .clip_loader import ClipBundle
 
@@ -315,13 +314,6 @@ def _read_cache(path: Path, dataset: Dataset) -> Optional[FeatureSet]:
 
 
 def _write_cache(path: Path, result: FeatureSet) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"features": result.features, "labels": result.labels}, tmp,
+    with atomic_path(path) as tmp:
+        save_file({"features": result.features, "labels": result.labels}, str(tmp),
                   metadata={"meta": json.dumps(result.meta)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -39,7 +39,7 @@ from .clip_loader import ClipBundle
 from .evaluation import evaluate
 from .features import FeatureSet
 from .prompt_learner import PromptLearner
-from .training import CoOpConfig, TrainResult, train_coop
+from .training import CoOpConfig, train_coop
 from .zero_shot import zero_shot_classifier
 
 if TYPE_CHECKING:  # annotations only: figures and widgets load matplotlib and ipywidgets when used

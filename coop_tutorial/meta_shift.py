@@ -7,7 +7,7 @@ prediction, says what the meta-network reacts to. ``shift_explorer`` browses it 
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from matplotlib.figure import Figure
 
 from .cocoop import CoCoOpClassifier, CoCoOpPromptLearner, cocoop_logits
 from .features import FeatureSet
+
+if TYPE_CHECKING:  # widgets imports ipywidgets; only the figure path needs it at run time
+    from .widgets import View
 
 
 def meta_shift_table(learner: CoCoOpPromptLearner, features: FeatureSet) -> pd.DataFrame:

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from ._io import atomic_path
 from .clip_loader import EMBEDDED_CONFIGS, build_embedded_model
 from .validation import check_positive_int, check_seed
 from .world.corpus import CaptionStream
@@ -189,16 +189,8 @@ def _write_state(state: dict, trained_ids: torch.Tensor, model_config: dict, met
     state = {k: (v.to(STORAGE_DTYPE) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     state["trained_token_ids"] = trained_ids.to(torch.int32)
     metadata = {**metadata, "storage_dtype": str(STORAGE_DTYPE).replace("torch.", "")}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".tmp", delete=False) as handle:
-        tmp = Path(handle.name)
-    try:
+    with atomic_path(out) as tmp:
         save_file(state, str(tmp), metadata={"config": json.dumps(model_config), "metadata": json.dumps(metadata)})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def resave(checkpoint: Path, out: Path) -> dict:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -36,6 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
+
+from ._io import atomic_path
 
 PROTOCOLS = ("few_shot", "domain_generalization", "base_to_new")
 AVAILABLE_PROTOCOLS = ("few_shot", "domain_generalization")
@@ -175,15 +175,8 @@ def read_result(out_dir: Union[str, Path], spec: RunSpec) -> Optional[dict]:
 def write_result(out_dir: Union[str, Path], spec: RunSpec, record: dict) -> Path:
     """Write one run's record atomically: a reader sees the old file or the new one, never half of one."""
     path = result_path(out_dir, spec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=1, default=str)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, default=str))
     return path
 
 

@@ -1,13 +1,11 @@
 """No file the package reads may run code: crafted payloads in every format a loader accepts are refused unrun."""
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import zipfile
 from collections import OrderedDict
 
-import open_clip
 import pytest
 import torch
 

@@ -19,6 +19,7 @@ from typing import Callable, Mapping, NamedTuple, Optional, Sequence
 
 from torch.utils.data import Dataset
 
+from .._io import atomic_path
 from .base import (DatasetLayoutError, DatasetNotFoundError, GeneratedSplitWarning, ImageListDataset, Item,
                    RelabeledSubset, see_docs)
 from .layout import DatasetLocation
@@ -221,9 +222,8 @@ def write_split_json(path: Path, splits: SplitItems, image_dir: Path, about: Opt
                               for item in splits[split]] for split in SPLITS}
     if about:
         document["about"] = about  # extra key: the official reader only looks at train/val/test
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document))
 
 
 SUBSAMPLES = ("all", "base", "new")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .._io import atomic_path
 from .corpus import sample_scene
 from .render import Scene, render
 from .vocabulary import COLOURS, PATTERNS, SHAPES
@@ -193,10 +194,8 @@ def load_embedded_task(name: str, split: str, transform: Optional[Callable] = No
     else:
         images, labels = draw_task(spec, split)
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npz")
-            np.savez_compressed(tmp, images=images, labels=labels)
-            os.replace(tmp, cache)
+            with atomic_path(cache, suffix=".tmp.npz") as tmp:
+                np.savez_compressed(tmp, images=images, labels=labels)
         except OSError:
             pass  # a read-only location only costs redrawing next time
     return EmbeddedTask(spec, split, images, labels, transform)
