@@ -31,7 +31,8 @@ from .cocoop import (CoCoOpConfig, CoCoOpResult, build_cocoop_classifier, cocoop
 from .classifier import CoOpClassifier
 from .datasets.splits import base_new_classes
 from .features import FeatureSet
-from .sweeps import DEFAULT_SEEDS, TaskFeatures, _accuracy, _digest, _final_val_only, _weights_fingerprint, fit_coop
+from .sweeps import (DEFAULT_SEEDS, TaskFeatures, _accuracy, _digest, _final_val_only, _weights_fingerprint,
+                     coop_recipe, fit_coop)
 from .training import CoOpConfig, features_accuracy
 from .zero_shot import zero_shot_classifier
 
@@ -107,10 +108,23 @@ def cocoop_recipe(world) -> CoCoOpConfig:
     return CoCoOpConfig.embedded() if world.kind == "embedded" else CoCoOpConfig.paper()
 
 
-def fit_cocoop(clip: ClipBundle, task: TaskFeatures, shots: int, seed: int, config: Optional[CoCoOpConfig] = None,
+def _require_recipes(methods: Sequence[str], coop_config, cocoop_config) -> None:
+    """No hidden default recipe: the tiny model's recipe would silently train real CLIP with the wrong optimiser."""
+    if "coop" in methods and coop_config is None:
+        raise ValueError("coop_config is required for CoOp: pass the world's recipe, sweeps.coop_recipe(world) "
+                         "(or a shots -> CoOpConfig function such as CoOpConfig.embedded / CoOpConfig.paper).")
+    if ({"cocoop", CONTROL} & set(methods)) and cocoop_config is None:
+        raise ValueError("cocoop_config is required for CoCoOp: pass the world's recipe, cocoop_recipe(world) "
+                         "(CoCoOpConfig.embedded() or CoCoOpConfig.paper()).")
+
+
+def fit_cocoop(clip: ClipBundle, task: TaskFeatures, shots: int, seed: int, config: CoCoOpConfig,
                cache_dir: Optional[Union[str, Path]] = None) -> CoCoOpResult:
     """CoCoOp on one few-shot draw of ``task`` (its augmented views); cached in ``cache_dir`` as ``fit_coop`` is."""
-    config = (config or CoCoOpConfig.embedded()).replace(seed=seed, progress=False)
+    if not isinstance(config, CoCoOpConfig):
+        raise ValueError(f"config must be a CoCoOpConfig (the world's recipe: cocoop_recipe(world)), got "
+                         f"{type(config).__name__}.")
+    config = config.replace(seed=seed, progress=False)
     path = cocoop_cache_path(cache_dir, clip, task, shots, config) if cache_dir is not None else None
     if path is not None and path.exists():
         learner = load_cocoop(path, clip)
@@ -175,10 +189,10 @@ def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: in
 
     Args:
         tasks: encoded tasks (all classes); each is split with ``class_half``.
-        coop_config: ``shots -> CoOpConfig`` (default ``CoOpConfig.embedded``; ``sweeps.coop_recipe(world)``).
+        coop_config: ``shots -> CoOpConfig``, required for CoOp (``sweeps.coop_recipe(world)``).
         methods: any of ``METHODS`` and ``CONTROL`` (``"no_meta_net"``: CoOp trained with ``cocoop_config``'s
             context and recipe, i.e. CoCoOp without its meta-network).
-        cocoop_config: default ``CoCoOpConfig.embedded()`` (``cocoop_recipe(world)``).
+        cocoop_config: required for CoCoOp and the control (``cocoop_recipe(world)``).
         cache_dir: learned contexts are cached there (``fit_coop``, ``fit_cocoop``).
         keep: if a dict, the trained results are stored in it under ``(task, method, seed)`` (for analyses).
     Zero-shot (each task's default template) is deterministic: its rows have seed 0.
@@ -186,8 +200,8 @@ def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: in
     unknown = set(methods) - set(METHODS + (CONTROL,))
     if unknown:
         raise ValueError(f"Unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS + (CONTROL,))}.")
-    make_coop = coop_config or CoOpConfig.embedded
-    cocoop_config = cocoop_config or CoCoOpConfig.embedded()
+    _require_recipes(methods, coop_config, cocoop_config)
+    make_coop = coop_config
     halves = [(task, class_half(task, "base"), class_half(task, "new")) for task in tasks]
     rows = []
     if "zero_shot" in methods:
@@ -280,8 +294,8 @@ def cross_dataset_sweep(clip: ClipBundle, source: TaskFeatures, targets: Sequenc
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"Unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}.")
-    make_coop = coop_config or CoOpConfig.embedded
-    cocoop_config = cocoop_config or CoCoOpConfig.embedded()
+    _require_recipes(methods, coop_config, cocoop_config)
+    make_coop = coop_config
     everything = [source] + [t for t in targets if t.name != source.name]
     rows = []
     if "zero_shot" in methods:
@@ -424,7 +438,8 @@ def main(argv: Optional[list[str]] = None) -> None:
 
         names = [args.cross_dataset] + [n for n in task_roles(world).main if n != args.cross_dataset]
         encoded = [encode_task(clip, name) for name in names]
-        sweep = cross_dataset_sweep(clip, encoded[0], encoded[1:], seeds=args.seeds or DEFAULT_SEEDS)
+        sweep = cross_dataset_sweep(clip, encoded[0], encoded[1:], seeds=args.seeds or DEFAULT_SEEDS,
+                                    coop_config=coop_recipe(world), cocoop_config=cocoop_recipe(world))
         print(f"Cross-dataset: learned on {args.cross_dataset} (16 shots), test accuracy (%), mean of seeds "
               f"{args.seeds or list(DEFAULT_SEEDS)}")
         print(cross_dataset_table(sweep).rename(index=METHOD_LABELS).to_string(float_format=lambda v: f"{v:.1f}"))
@@ -440,7 +455,8 @@ def main(argv: Optional[list[str]] = None) -> None:
               .to_string(float_format=lambda v: f"{v:.1f}"))
         print(recipe_summary(results).to_string(float_format=lambda v: f"{v:.1f}"))
     else:
-        sweep = base_to_new_sweep(clip, tasks, seeds=args.seeds or DEFAULT_SEEDS)
+        sweep = base_to_new_sweep(clip, tasks, seeds=args.seeds or DEFAULT_SEEDS, coop_config=coop_recipe(world),
+                                  cocoop_config=cocoop_recipe(world))
         print(base_to_new_summary(sweep).to_string(float_format=lambda v: f"{v:.1f}"))
     print(f"\n({time.time() - start:.0f} s)")
 

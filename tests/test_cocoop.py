@@ -251,6 +251,11 @@ def test_protocol_sweeps_on_a_fake_task(clip32, make_dataset, single_thread):
     assert list(table.columns) == ["fake", "other", "target_mean"] and len(table) == 3
     with pytest.raises(ValueError, match="Unknown method"):
         base_to_new_sweep(clip32, [task], methods=("probe",))
+    # no hidden default recipe: the tiny model's would silently train real CLIP with the wrong optimiser
+    with pytest.raises(ValueError, match="coop_config is required"):
+        base_to_new_sweep(clip32, [task], cocoop_config=cocoop)
+    with pytest.raises(ValueError, match="cocoop_config is required"):
+        cross_dataset_sweep(clip32, task, [other], coop_config=coop)
 
 
 def test_meta_shift_analysis(clip32, make_dataset):
