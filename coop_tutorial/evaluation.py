@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
@@ -91,6 +92,17 @@ def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, n_classe
     return (confusion.diagonal() / confusion.sum(dim=1)).float()
 
 
+def seed_std(values) -> float:
+    """The spread over seeds every table and figure of the package reports: the population std (ddof=0), as
+    CoOp's ``parse_test_res.py`` computes it with ``np.std`` (0 for a single seed)."""
+    return float(np.std(np.asarray(values, dtype=float))) if len(values) else float("nan")
+
+
+def mean_and_std(grouped) -> pd.DataFrame:
+    """``mean`` and ``std`` (``seed_std``) columns of a pandas groupby over seeds."""
+    return grouped.agg(mean="mean", std=seed_std)
+
+
 def summarize_seeds(results: Union[pd.DataFrame, Sequence[dict]], metrics: Optional[Sequence[str]] = None,
                     seed_column: str = "seed") -> pd.DataFrame:
     """Mean and standard deviation over seeds, one row per setting.
@@ -115,7 +127,7 @@ def summarize_seeds(results: Union[pd.DataFrame, Sequence[dict]], metrics: Optio
                          f"Pass metrics=[...] naming numeric columns.")
     keys = [c for c in frame.columns if c not in metrics and c != seed_column]
     grouped = frame.groupby(keys, sort=False, dropna=False) if keys else frame.groupby(lambda _: 0)
-    summary = grouped[list(metrics)].agg(["mean", lambda s: s.std(ddof=0)])
+    summary = grouped[list(metrics)].agg(["mean", seed_std])
     summary.columns = [f"{metric}_{'mean' if stat == 'mean' else 'std'}" for metric, stat in summary.columns]
     summary["n_seeds"] = grouped.size()
     return summary.reset_index(drop=not keys)

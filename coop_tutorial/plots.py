@@ -16,6 +16,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
+from .evaluation import mean_and_std
+
 if TYPE_CHECKING:  # imported for annotations only, to keep this module light
     from .prompt_learner import PromptLearner
 
@@ -317,10 +319,10 @@ def _method_curves(sweep: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Per panel (each task, then the average over tasks): mean and std over seeds, indexed (method, shots)."""
     panels = {}
     for task, rows in sweep.groupby("task", sort=False):
-        panels[task] = rows.groupby(["method", "shots"])["accuracy"].agg(["mean", "std"]).fillna(0.0)
+        panels[task] = mean_and_std(rows.groupby(["method", "shots"])["accuracy"])
     # the average: first average over tasks within each seed, then mean and std over seeds
     per_seed = sweep.groupby(["method", "shots", "seed"])["accuracy"].mean()
-    panels["average over tasks"] = per_seed.groupby(["method", "shots"]).agg(["mean", "std"]).fillna(0.0)
+    panels["average over tasks"] = mean_and_std(per_seed.groupby(["method", "shots"]))
     return panels
 
 
@@ -367,7 +369,7 @@ def design_choices(results: pd.DataFrame, baseline: str = "default") -> Figure:
     and each task's change against ``baseline`` (points) as a heatmap. ``results`` is ``sweeps.design_sweep``."""
     variants = list(dict.fromkeys(results["variant"]))
     per_seed = results.groupby(["variant", "seed"])["accuracy"].mean()
-    average = per_seed.groupby("variant").agg(["mean", "std"]).reindex(variants)
+    average = mean_and_std(per_seed.groupby("variant")).reindex(variants)
     per_task = results.groupby(["task", "variant"], sort=False)["accuracy"].mean().unstack()[variants]
     change = per_task.sub(per_task[baseline], axis=0)
     fig = Figure(figsize=(12, 3.8), layout="constrained")

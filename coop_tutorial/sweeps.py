@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_context, save_context
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
+from .evaluation import mean_and_std
 from .features import (FeatureSet, encode_dataset, encode_images, images_cache_path, read_images_cache,
                        write_images_cache)
 from .few_shot import draw_method, few_shot_split, few_shot_val_split, official_few_shot_splits
@@ -273,8 +274,9 @@ def _final_val_only(config: CoOpConfig) -> CoOpConfig:
 
 
 def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds: index (task, method, shots)."""
-    return sweep.groupby(["task", "method", "shots"], sort=False)["accuracy"].agg(["mean", "std"]).fillna(0.0)
+    """Mean and standard deviation over seeds (``evaluation.seed_std``, ddof=0 as the official
+    ``parse_test_res.py``): index (task, method, shots)."""
+    return mean_and_std(sweep.groupby(["task", "method", "shots"], sort=False)["accuracy"])
 
 
 def _accuracy(classifier, features: FeatureSet) -> float:
