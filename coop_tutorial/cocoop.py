@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -36,15 +35,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from ._io import atomic_path
 from .classifier import check_images
 from .clip_loader import ClipBundle, weights_fingerprint
-from .features import FeatureSet, check_labels, encode_dataset
+from .features import FeatureSet
 from .prompt_learner import PromptLearner
 from .text_encoder import TextEncoder, _block_forward, _qkv
-from .validation import check_features, check_same_classes
 
 COCOOP_FORMAT = "coop-tutorial/cocoop"
 EVAL_PAIRS = 8192  # (image, class) prompts per text pass when no gradient is needed
@@ -380,64 +377,23 @@ def train_cocoop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
     epoch by the warm-up + cosine schedule, the last incomplete batch dropped; cached augmented views unless
     ``config.cached`` is False.
     """
-    from .training import _build_optimizer, _cached_batches, _check_device, _emit, _run_epoch, _train_features
-    from .training import _uncached_batches, learning_rate
+    from .training import _build_optimizer, _check_device, _emit, run_training, training_classnames
 
     config = CoCoOpConfig() if config is None else config
     if not isinstance(config, CoCoOpConfig):
         raise ValueError(f"config must be a CoCoOpConfig, got {type(config).__name__}; e.g. ct.CoCoOpConfig.paper() "
                          f"(a CoOpConfig goes to ct.train_coop).")
     config.validate()
-    names = list(classnames) if classnames is not None else getattr(train_set, "classnames", None)
-    if names is None:
-        raise ValueError("train_set has no .classnames; pass classnames=... (one name per label).")
-    if len(train_set) == 0:
-        raise ValueError("train_set is empty: CoCoOp needs at least one labelled image per class (check the split "
-                         "and the few-shot shots).")
-    if val_set is not None:
-        check_same_classes(names, getattr(val_set, "classnames", None), "the training set", "val_set",
-                           "Pass the validation split of the same task (world.load_task(task, 'val')).")
+    names = training_classnames(train_set, val_set, classnames, "CoCoOp")
     _check_device(clip, config)
     generator = torch.Generator().manual_seed(config.seed)
     learner = CoCoOpPromptLearner(clip, names, n_ctx=config.n_ctx, ctx_init=config.ctx_init, generator=generator)
     classifier = build_cocoop_classifier(clip, learner, config)
     optimizer = _build_optimizer(learner, config)
 
-    start = time.perf_counter()
-    train_features = _train_features(clip, train_set, names, config)
-    val_features = None
-    if val_set is not None:
-        val_features = val_set if isinstance(val_set, FeatureSet) else encode_dataset(
-            clip, val_set, batch_size=config.feature_batch_size, name="val", progress=config.progress)
-        check_labels(val_features.labels, names)
-        check_features(val_features.view(0), clip.embed_dim, "val_set's features")
-    encode_seconds = time.perf_counter() - start
-
-    _emit(callbacks, "on_train_start", learner)
-    history: list[dict] = []
-    bar = tqdm(range(config.epochs), desc="CoCoOp", disable=not config.progress)
-    for epoch in bar:
-        lr = learning_rate(epoch, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        classifier.train()
-        tick = time.perf_counter()
-        if train_features is not None:
-            batches = _cached_batches(train_features, config, generator)
-        else:
-            batches = _uncached_batches(clip, classifier, train_set, config, generator, epoch)
-        loss, train_acc = _run_epoch(classifier, optimizer, batches, epoch, lr, config, callbacks, learner)
-        seconds = time.perf_counter() - tick
-        classifier.eval()
-        val_acc = None
-        if val_features is not None and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
-            val_acc = cocoop_accuracy(classifier, val_features, config.eval_batch_size)
-        record = dict(epoch=epoch + 1, loss=loss, train_acc=train_acc, val_acc=val_acc, lr=lr, seconds=seconds)
-        history.append(record)
-        shown = dict(loss=f"{loss:.3f}", acc=f"{train_acc:.2f}")
-        bar.set_postfix(shown if val_acc is None else {**shown, "val": f"{val_acc:.2f}"})
-        _emit(callbacks, "on_epoch_end", record, learner)
-    classifier.eval()
+    history, train_features, val_features, encode_seconds = run_training(
+        clip, classifier, learner, optimizer, generator, train_set, val_set, names, config, callbacks, "CoCoOp",
+        lambda model, features: cocoop_accuracy(model, features, config.eval_batch_size))
     result = CoCoOpResult(learner, classifier, history, config, train_features, val_features, encode_seconds)
     _emit(callbacks, "on_train_end", result)
     return result

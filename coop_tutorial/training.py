@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -240,15 +241,7 @@ def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
     if not isinstance(config, CoOpConfig):
         raise ValueError(f"config must be a CoOpConfig, got {type(config).__name__}; e.g. ct.CoOpConfig.paper(16).")
     config.validate()
-    names = list(classnames) if classnames is not None else getattr(train_set, "classnames", None)
-    if names is None:
-        raise ValueError("train_set has no .classnames; pass classnames=... (one name per label).")
-    if len(train_set) == 0:
-        raise ValueError("train_set is empty: CoOp needs at least one labelled image per class (check the split "
-                         "and the few-shot shots).")
-    if val_set is not None:
-        check_same_classes(names, getattr(val_set, "classnames", None), "the training set", "val_set",
-                           "Pass the validation split of the same task (world.load_task(task, 'val')).")
+    names = training_classnames(train_set, val_set, classnames, "CoOp")
     _check_device(clip, config)
     clip = precision_clip(clip, config.precision)
     generator = torch.Generator().manual_seed(config.seed)
@@ -257,6 +250,40 @@ def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
     classifier = build_classifier(clip, learner, config)
     optimizer = _build_optimizer(learner, config)
 
+    history, train_features, val_features, encode_seconds = run_training(
+        clip, classifier, learner, optimizer, generator, train_set, val_set, names, config, callbacks, "CoOp",
+        features_accuracy)
+    result = TrainResult(learner, classifier, history, config, train_features, val_features, encode_seconds)
+    _emit(callbacks, "on_train_end", result)
+    return result
+
+
+def training_classnames(train_set, val_set, classnames: Optional[Sequence[str]], method: str) -> list[str]:
+    """The class names a run learns (``classnames`` or ``train_set.classnames``), after the checks every prompt
+    learner's training needs: names exist, the training set is not empty, ``val_set`` is of the same task."""
+    names = list(classnames) if classnames is not None else getattr(train_set, "classnames", None)
+    if names is None:
+        raise ValueError("train_set has no .classnames; pass classnames=... (one name per label).")
+    if len(train_set) == 0:
+        raise ValueError(f"train_set is empty: {method} needs at least one labelled image per class (check the split "
+                         f"and the few-shot shots).")
+    if val_set is not None:
+        check_same_classes(names, getattr(val_set, "classnames", None), "the training set", "val_set",
+                           "Pass the validation split of the same task (world.load_task(task, 'val')).")
+    return list(names)
+
+
+def run_training(clip: ClipBundle, classifier: nn.Module, learner: nn.Module, optimizer: torch.optim.Optimizer,
+                 generator: torch.Generator, train_set: Union[Dataset, FeatureSet],
+                 val_set: Union[Dataset, FeatureSet, None], names: Sequence[str], config: Any,
+                 callbacks: Sequence[Callback], desc: str,
+                 score: Callable[[Any, FeatureSet], float]) -> tuple[list[dict], Optional[FeatureSet],
+                                                                      Optional[FeatureSet], float]:
+    """The loop CoOp and CoCoOp share: encode (or not) the training views and the validation images, then per
+    epoch set the scheduled lr, run the batches, validate with ``score`` and report to the callbacks.
+
+    Returns ``(history, train_features, val_features, encode_seconds)``; ``classifier`` ends in eval mode.
+    """
     start = time.perf_counter()
     train_features = _train_features(clip, train_set, names, config)
     val_features = None
@@ -269,7 +296,7 @@ def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
 
     _emit(callbacks, "on_train_start", learner)
     history: list[dict] = []
-    bar = tqdm(range(config.epochs), desc="CoOp", disable=not config.progress)
+    bar = tqdm(range(config.epochs), desc=desc, disable=not config.progress)
     for epoch in bar:
         lr = learning_rate(epoch, config)
         for group in optimizer.param_groups:
@@ -285,16 +312,14 @@ def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
         classifier.eval()
         val_acc = None
         if val_features is not None and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
-            val_acc = features_accuracy(classifier, val_features)
+            val_acc = score(classifier, val_features)
         record = dict(epoch=epoch + 1, loss=loss, train_acc=train_acc, val_acc=val_acc, lr=lr, seconds=seconds)
         history.append(record)
         shown = dict(loss=f"{loss:.3f}", acc=f"{train_acc:.2f}")
         bar.set_postfix(shown if val_acc is None else {**shown, "val": f"{val_acc:.2f}"})
         _emit(callbacks, "on_epoch_end", record, learner)
     classifier.eval()
-    result = TrainResult(learner, classifier, history, config, train_features, val_features, encode_seconds)
-    _emit(callbacks, "on_train_end", result)
-    return result
+    return history, train_features, val_features, encode_seconds
 
 
 def features_accuracy(classifier: CoOpClassifier, features: FeatureSet, batch_size: int = 1000) -> float:
