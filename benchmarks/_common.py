@@ -21,7 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 WORKER_MARK = "BENCH-WORKER-RESULT "
 
@@ -244,3 +246,19 @@ def embedded_weights_note() -> tuple[Optional[str], str]:
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
     return None, f"embedded model: tiny, shipped weights {path.name} (sha1 {digest}, modified {stamp})"
+
+
+class RandomImages(torch.utils.data.Dataset):
+    """``n`` random RGB noise images of ``size`` px as PIL images, labels cycling over ``classnames`` (benchmark inputs: content does not matter)."""
+
+    def __init__(self, n: int, size: int, classnames: Sequence[str], seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.arrays = rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+        self.classnames = list(classnames)
+        self.targets = [i % len(self.classnames) for i in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        return Image.fromarray(self.arrays[index]), self.targets[index]

@@ -25,33 +25,14 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import _common as C  # noqa: E402  (puts the repository on sys.path)
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 import coop_tutorial as ct
 from coop_tutorial.cocoop import CoCoOpConfig, train_cocoop
 
 SCRIPT = Path(__file__).resolve()
 SHOTS = 16
-
-
-class RandomImages(Dataset):
-    """``n`` random RGB noise images as PIL images, labels cycling over the class names."""
-
-    def __init__(self, n: int, size: int, classnames: Sequence[str], seed: int = 0):
-        self.arrays = np.random.default_rng(seed).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
-        self.classnames = list(classnames)
-        self.targets = [i % len(self.classnames) for i in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int):
-        from PIL import Image
-
-        return Image.fromarray(self.arrays[index]), self.targets[index]
 
 
 class RssSampler:
@@ -101,7 +82,7 @@ def worker(payload: dict) -> dict:
     clip = ct.load_clip(payload["model"], pretrained=payload["pretrained"], device=device)
     names = C.class_names(payload["classes"])
     steps, batch = payload["steps"], payload["batch_size"]
-    images = RandomImages(steps * batch, clip.image_size, names)
+    images = C.RandomImages(steps * batch, clip.image_size, names)
     config = CoCoOpConfig.paper(epochs=1, warmup_epochs=0, batch_size=batch, log_every=1, progress=False)
     if payload["loop"] == "ours":  # the step cost does not depend on feature values: random features stand in
         features = F.normalize(torch.randn(1, len(images), clip.embed_dim, generator=torch.Generator().manual_seed(0)),
@@ -121,7 +102,7 @@ def worker(payload: dict) -> dict:
            "context_length": clip.context_length,
            "longest": int(result.learner.tokenized_prompts.argmax(dim=-1).max()) + 1, "n_ctx": result.learner.n_ctx}
     if payload.get("encode"):
-        views = RandomImages(payload["encode"], clip.image_size, ["thing"])
+        views = C.RandomImages(payload["encode"], clip.image_size, ["thing"])
         seconds, _ = C.timed(lambda: ct.encode_dataset(clip, views, augment=True, n_views=1, progress=False,
                                                        batch_size=payload["encode"]))
         out["per_image_s"] = seconds / payload["encode"]

@@ -34,7 +34,6 @@ import _common as C  # noqa: E402  (puts the repository on sys.path)
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 import coop_tutorial as ct
 from coop_tutorial.training import PAPER_EPOCHS, features_accuracy
@@ -61,24 +60,6 @@ class StepClock:
         every step, the first counted from the start of training (for steps too long to afford a warm-up)."""
         stamps = ([self.start] if include_first and self.start is not None else []) + self.stamps
         return [b - a for a, b in zip(stamps, stamps[1:])]
-
-
-class RandomImages(Dataset):
-    """``n`` random RGB noise images of ``size`` px as PIL images, labels cycling over ``n_classes``."""
-
-    def __init__(self, n: int, size: int, classnames: Sequence[str], seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.arrays = rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
-        self.classnames = list(classnames)
-        self.targets = [i % len(self.classnames) for i in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int):
-        from PIL import Image
-
-        return Image.fromarray(self.arrays[index]), self.targets[index]
 
 
 def _text_positions(learner: ct.PromptLearner, config: ct.CoOpConfig) -> str:
@@ -158,7 +139,7 @@ def worker(payload: dict) -> dict:
     out: dict[str, Any] = {"runs": []}
     for run in payload["runs"]:
         n_images = run["steps"] * payload["batch_size"]
-        images = RandomImages(n_images, clip.image_size, names)
+        images = C.RandomImages(n_images, clip.image_size, names)
         if run["method"] == "ours":  # the step cost does not depend on feature values: random features stand in
             features = F.normalize(torch.randn(1, n_images, clip.embed_dim, generator=torch.Generator().manual_seed(0)),
                                    dim=-1)
@@ -181,7 +162,7 @@ def worker(payload: dict) -> dict:
 
 def _per_image_encode_seconds(clip: Any, n: int) -> float:
     """Seconds to augment and encode one image, from one batch of ``n`` (after a 2-image warm-up)."""
-    images = RandomImages(n + 2, clip.image_size, ["thing"])
+    images = C.RandomImages(n + 2, clip.image_size, ["thing"])
     for index in (range(2), range(2, n + 2)):
         part = torch.utils.data.Subset(images, index)
         part.classnames = images.classnames
