@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
@@ -42,6 +41,7 @@ from .clip_loader import ClipBundle, weights_fingerprint
 from .features import FeatureSet
 from .prompt_learner import PromptLearner
 from .text_encoder import TextEncoder, _block_forward, _qkv
+from .training import TrainResult
 
 COCOOP_FORMAT = "coop-tutorial/cocoop"
 EVAL_PAIRS = 8192  # (image, class) prompts per text pass when no gradient is needed
@@ -347,19 +347,9 @@ class CoCoOpConfig:
 
 
 @dataclass
-class CoCoOpResult:
-    """What ``train_cocoop`` returns; ``history`` as ``TrainResult.history`` (one dict per epoch)."""
-
-    learner: CoCoOpPromptLearner
-    classifier: CoCoOpClassifier
-    history: list[dict]
-    config: CoCoOpConfig
-    train_features: Optional[FeatureSet] = None
-    val_features: Optional[FeatureSet] = None
-    encode_seconds: float = 0.0
-
-    def history_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.history).set_index("epoch")
+class CoCoOpResult(TrainResult):
+    """What ``train_cocoop`` returns: ``train_coop``'s result, with a ``CoCoOpPromptLearner``, a
+    ``CoCoOpClassifier`` and a ``CoCoOpConfig`` in its fields."""
 
 
 def build_cocoop_classifier(clip: ClipBundle, learner: CoCoOpPromptLearner, config: CoCoOpConfig) -> CoCoOpClassifier:

@@ -378,15 +378,22 @@ def _run_on_dask(groups: list[list[RunSpec]], out: Path, workers: int, scheduler
 
 
 # ------------------------------------------------------------------------------------------------------ report
-def load_results(out_dir: Union[str, Path]) -> pd.DataFrame:
-    """Every finished run under ``out_dir``: one row per (run, test set, method) with its accuracy (%)."""
-    rows = []
+def _records(out_dir: Union[str, Path]) -> Iterable[tuple[Path, dict]]:
+    """``(path, record)`` of every grid result file under ``out_dir``; unreadable or foreign JSON is skipped."""
     for path in sorted(Path(out_dir).rglob("*.json")):
         try:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if record.get("format") != RESULT_FORMAT or record.get("status") != "ok":
+        if isinstance(record, dict) and record.get("format") == RESULT_FORMAT:
+            yield path, record
+
+
+def load_results(out_dir: Union[str, Path]) -> pd.DataFrame:
+    """Every finished run under ``out_dir``: one row per (run, test set, method) with its accuracy (%)."""
+    rows = []
+    for _, record in _records(out_dir):
+        if record.get("status") != "ok":
             continue
         spec = record["spec"]
         base = dict(protocol=spec["protocol"], dataset=spec["dataset"], backbone=spec["backbone"].replace("/", "-"),
@@ -405,12 +412,8 @@ def load_results(out_dir: Union[str, Path]) -> pd.DataFrame:
 
 def failed_runs(out_dir: Union[str, Path]) -> pd.DataFrame:
     rows = []
-    for path in sorted(Path(out_dir).rglob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if record.get("format") == RESULT_FORMAT and record.get("status") != "ok":
+    for path, record in _records(out_dir):
+        if record.get("status") != "ok":
             rows.append(dict(run=str(path.relative_to(out_dir)), error=record.get("error", "?")))
     return pd.DataFrame(rows, columns=["run", "error"])
 
