@@ -25,14 +25,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .clip_loader import ClipBundle
+from .clip_loader import ClipBundle, weights_fingerprint
 from .cocoop import (CoCoOpConfig, CoCoOpResult, build_cocoop_classifier, cocoop_accuracy, load_cocoop,
                      save_cocoop, train_cocoop)
 from .classifier import CoOpClassifier
 from .datasets.splits import base_new_classes
 from .features import FeatureSet
-from .sweeps import (DEFAULT_SEEDS, TaskFeatures, _accuracy, _digest, _final_val_only, _weights_fingerprint,
-                     coop_recipe, fit_coop)
+from .sweeps import (DEFAULT_SEEDS, TaskFeatures, _accuracy, _digest, _final_val_only, coop_recipe,
+                     fit_coop)
 from .training import CoOpConfig, features_accuracy
 from .zero_shot import zero_shot_classifier
 
@@ -148,7 +148,7 @@ def cocoop_cache_path(cache_dir: Union[str, Path], clip: ClipBundle, task: TaskF
     here = Path(__file__).parent
     settings = {k: v for k, v in config.to_dict().items()
                 if k not in ("progress", "device", "eval_every", "log_every", "eval_batch_size")}
-    key = json.dumps({"model": clip.name, "pretrained": str(clip.pretrained), "weights": _weights_fingerprint(clip),
+    key = json.dumps({"model": clip.name, "pretrained": str(clip.pretrained), "weights": weights_fingerprint(clip),
                       "task": task.name, "classnames": task.classnames, "n_train": len(task.datasets["train"]),
                       "views": {"n_views": task.n_views, "seed": task.seed, "transform": "train"},
                       "shots": shots, "config": settings, "code": _code_fingerprint(),

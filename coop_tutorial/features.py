@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ._io import atomic_path
 from .validation import check_images
-from .clip_loader import ClipBundle
+from .clip_loader import ClipBundle, weights_fingerprint
 
 
 @dataclass
@@ -283,17 +283,8 @@ def image_seed(*keys: int) -> int:
     return int(state >> np.uint64(1))
 
 
-def _model_fingerprint(clip: ClipBundle) -> str:
-    """Short hash of a few image-encoder weights: a retrained model must not reuse stale features."""
-    params = list(clip.model.visual.parameters())
-    digest = hashlib.sha1()
-    for p in (params[0], params[-1]):
-        digest.update(p.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:10]
-
-
 def _cache_name(clip: ClipBundle, name: str, meta: dict[str, Any]) -> str:
-    key = json.dumps({**meta, "name": name, "weights": _model_fingerprint(clip)}, sort_keys=True)
+    key = json.dumps({**meta, "name": name, "weights": weights_fingerprint(clip)}, sort_keys=True)
     readable = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{clip.name}_{name}_{meta['transform']}")
     return f"{readable}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.safetensors"
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_context, save_context
 from .classifier import CoOpClassifier
-from .clip_loader import ClipBundle
+from .clip_loader import ClipBundle, weights_fingerprint
 from .evaluation import mean_and_std
 from .features import (FeatureSet, encode_dataset, encode_images, images_cache_path, read_images_cache,
                        write_images_cache)
@@ -680,14 +680,6 @@ def _digest(*parts: bytes) -> str:
     return digest.hexdigest()[:16]
 
 
-def _weights_fingerprint(clip: ClipBundle) -> str:
-    """A hash of a few weights of both towers: a retrained model never reuses another's contexts."""
-    model = clip.model
-    tensors = [next(model.visual.parameters()), model.token_embedding.weight[:64], model.positional_embedding,
-               model.text_projection if isinstance(model.text_projection, torch.Tensor) else model.text_projection.weight]
-    return _digest(*(t.detach().float().cpu().contiguous().numpy().tobytes() for t in tensors))
-
-
 def _code_fingerprint() -> str:
     import inspect
 
@@ -705,7 +697,7 @@ def coop_cache_path(cache_dir: Union[str, Path], clip: ClipBundle, task: TaskFea
     # Settings that change only what is reported, not what is learned, stay out of the key.
     settings = {k: v for k, v in config.to_dict().items()
                 if k not in ("progress", "device", "eval_every", "log_every")}
-    key = json.dumps({"model": clip.name, "pretrained": str(clip.pretrained), "weights": _weights_fingerprint(clip),
+    key = json.dumps({"model": clip.name, "pretrained": str(clip.pretrained), "weights": weights_fingerprint(clip),
                       "task": task.name, "classnames": task.classnames, "n_train": len(task.datasets["train"]),
                       "n_val": len(task.datasets["val"]), "views": {"n_views": task.n_views, "seed": task.seed,
                                                                     "transform": "train",
