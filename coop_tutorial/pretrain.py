@@ -48,10 +48,15 @@ class PretrainConfig:
     workers: int = 1
     threads: Optional[int] = None  # torch threads for the model; None = leave torch's default
     log_every: int = 10
+    # also write the weights and the log so far every this many steps (``<out>.step<N>.safetensors``), so a long
+    # run that is stopped early still leaves checkpoints to judge; None writes only the final one
+    snapshot_every: Optional[int] = None
 
     def __post_init__(self) -> None:
         for name, minimum in (("steps", 1), ("batch_size", 2), ("warmup_steps", 0), ("workers", 0), ("log_every", 1)):
             check_positive_int(getattr(self, name), f"PretrainConfig.{name} (--{name.replace('_', '-')})", minimum)
+        if self.snapshot_every is not None:
+            check_positive_int(self.snapshot_every, "PretrainConfig.snapshot_every (--snapshot-every)")
         if self.threads is not None:
             check_positive_int(self.threads, "PretrainConfig.threads (--threads)")
         check_seed(self.seed, "PretrainConfig.seed (--seed)")
@@ -157,16 +162,28 @@ def pretrain(cfg: PretrainConfig, out: Path, model_config_path: Path = EMBEDDED_
                    "seconds": round(time.time() - start, 1)}
             log.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{accuracy:.2f}")
-    duration = time.time() - start
-    seen_tokens[0] = True  # the padding row is read by every prompt's padded positions
+        done = step + 1
+        if cfg.snapshot_every and done % cfg.snapshot_every == 0 and done < cfg.steps:
+            snapshot = Path(out).with_suffix(f".step{done}.safetensors")
+            _save_run(model, model_config, seen_tokens, log, cfg, commit, time.time() - start, done, snapshot)
+    return _save_run(model, model_config, seen_tokens, log, cfg, commit, time.time() - start, cfg.steps, out)
+
+
+def _save_run(model: open_clip.CLIP, model_config: dict, seen_tokens: torch.Tensor, log: list[dict],
+              cfg: PretrainConfig, commit: str, duration: float, steps_done: int, out: Path) -> dict:
+    """Write the checkpoint with its metadata, loss log and curve after ``steps_done`` steps."""
+    seen = seen_tokens.clone()
+    seen[0] = True  # the padding row is read by every prompt's padded positions
     metadata = {
-        "seed": cfg.seed, "steps": cfg.steps, "batch_size": cfg.batch_size, "corpus_pairs": cfg.steps * cfg.batch_size,
+        "seed": cfg.seed, "steps": steps_done, "batch_size": cfg.batch_size, "corpus_pairs": steps_done * cfg.batch_size,
         "duration_s": round(duration, 1), "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "git_commit": commit, "torch": torch.__version__, "open_clip": open_clip.__version__,
-        "final_loss": log[-1]["loss"], "distinct_tokens": int(seen_tokens.sum()), "config": asdict(cfg),
+        "final_loss": log[-1]["loss"], "distinct_tokens": int(seen.sum()), "config": asdict(cfg),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    save_embedded_checkpoint(model, model_config, seen_tokens.nonzero().flatten(), metadata, out)
+    if steps_done < cfg.steps:
+        metadata["snapshot_of_run_steps"] = cfg.steps  # the lr had not finished its schedule here
+    save_embedded_checkpoint(model, model_config, seen.nonzero().flatten(), metadata, out)
     _write_log(log, out)
     return metadata
 
@@ -245,6 +262,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--workers", type=int, default=defaults.workers, help="processes drawing the corpus")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the model")
     parser.add_argument("--out", type=Path, default=Path("runs/tiny_clip.safetensors"))
+    parser.add_argument("--snapshot-every", type=int, default=None, metavar="N",
+                        help="also write <out>.step<N>.safetensors (and the log so far) every N steps")
     parser.add_argument("--model-config", type=Path, default=EMBEDDED_CONFIGS["tiny"],
                         help="architecture JSON (default: the shipped tiny_clip.json), e.g. to try a wider tower")
     parser.add_argument("--resave", type=Path, default=None, metavar="CHECKPOINT",
@@ -264,7 +283,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                      f"{EMBEDDED_CONFIGS['tiny']} and edit it.")
     try:
         cfg = PretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             workers=args.workers, threads=args.threads)
+                             workers=args.workers, threads=args.threads, snapshot_every=args.snapshot_every)
     except ValueError as exc:
         parser.error(str(exc))
     metadata = pretrain(cfg, args.out, args.model_config)

@@ -132,3 +132,33 @@ def test_pretrain_command_with_another_architecture(tmp_path):
         load_clip("tiny", pretrained=mixed)
     with pytest.raises(SystemExit):
         pretrain.main(["--steps", "1", "--model-config", str(tmp_path / "missing.json"), "--out", str(out)])
+
+
+def test_pretrain_snapshots_leave_loadable_checkpoints_along_the_way(tmp_path):
+    # a long run stopped early still leaves checkpoints: every --snapshot-every steps, with the log so far
+    from coop_tutorial import pretrain
+    from coop_tutorial.clip_loader import read_embedded_checkpoint
+
+    out = tmp_path / "run.safetensors"
+    pretrain.main(["--steps", "5", "--batch-size", "8", "--workers", "0", "--threads", "1",
+                   "--snapshot-every", "2", "--out", str(out)])
+    for steps in (2, 4):
+        snapshot = tmp_path / f"run.step{steps}.safetensors"
+        _, _, metadata = read_embedded_checkpoint(snapshot)
+        assert metadata["steps"] == steps and metadata["snapshot_of_run_steps"] == 5
+        assert (tmp_path / f"run.step{steps}.log.csv").read_text().count("\n") >= 2
+        assert load_clip("tiny", pretrained=snapshot).model is not None
+    _, _, final = read_embedded_checkpoint(out)
+    assert final["steps"] == 5 and "snapshot_of_run_steps" not in final
+    assert not (tmp_path / "run.step5.safetensors").exists()
+
+
+def test_judge_scores_a_checkpoint_on_held_out_validation_images():
+    from coop_tutorial.world.judge import judge_checkpoint, judge_summary
+
+    frame = judge_checkpoint(None, tasks=["shapes"], shots=2, seeds=[1], progress=False)
+    row = frame.iloc[0]
+    assert set(frame.columns) >= {"zero_shot", "best_prompt", "linear_probe", "coop", "coop_minus_best"}
+    assert row["best_prompt"] >= row["zero_shot"]  # the default template is one of the candidates
+    assert row["coop_minus_best"] == pytest.approx(row["coop"] - row["best_prompt"])
+    assert 0 <= row["coop"] <= 100 and judge_summary(frame).shape[0] == 1
