@@ -26,7 +26,7 @@ pretrain:  ## reproduce the shipped tiny CLIP (about 20 minutes on 2 CPU cores)
 	$(PY) -m coop_tutorial.pretrain --steps 2000 --out coop_tutorial/assets/tiny_clip.safetensors
 
 report:  ## the embedded world's zero-shot / linear-probe / CoOp table
-	$(PY) -m coop_tutorial.world.report
+	$(PY) -m coop_tutorial.embedded.report
 
 colab-like:  ## install the package the way Colab has it (preinstalled torch, ipywidgets 7) and run notebooks 01-02
 	.ci/colab_like

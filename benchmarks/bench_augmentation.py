@@ -76,7 +76,7 @@ def summarise(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from coop_tutorial.world.report import MAIN_TASKS
+    from coop_tutorial.embedded.report import MAIN_TASKS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_arguments(parser, "seconds: one task, one seed, 2 epochs")

@@ -107,7 +107,7 @@ def accuracy(tasks: list[str], seeds: list[int], shots: int, epochs) -> pd.DataF
 
 
 def main(argv: list[str] | None = None) -> None:
-    from coop_tutorial.world.report import MAIN_TASKS
+    from coop_tutorial.embedded.report import MAIN_TASKS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_arguments(parser, "seconds: tiny model, 2 steps, one task and seed, 2 epochs")

@@ -15,9 +15,9 @@ import numpy as np
 import open_clip
 import torch
 
-from coop_tutorial.world.captions import caption
-from coop_tutorial.world.corpus import CaptionStream, sample_scene
-from coop_tutorial.world.render import render
+from coop_tutorial.embedded.captions import caption
+from coop_tutorial.embedded.corpus import CaptionStream, sample_scene
+from coop_tutorial.embedded.render import render
 
 
 def rate(fn, n: int, repeats: int) -> float:

@@ -20,7 +20,7 @@ from typing import Iterator, Optional
 COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("coop_tutorial.quickstart", "train CoOp on one task and compare it with hand-written prompts"),
     "pretrain": ("coop_tutorial.pretrain", "pretrain the embedded tiny CLIP on the generated world"),
-    "report": ("coop_tutorial.world.report", "the embedded world's report: prompts, linear probe, CoOp, shift"),
+    "report": ("coop_tutorial.embedded.report", "the embedded world's report: prompts, linear probe, CoOp, shift"),
     "reproduce": ("coop_tutorial.reproduce", "the paper's grid, resumable, in-process or on Dask, beside the paper"),
 }
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ._io import atomic_path
 from .clip_loader import EMBEDDED_CONFIGS, build_embedded_model
 from .validation import check_positive_int, check_seed
-from .world.corpus import CaptionStream
+from .embedded.corpus import CaptionStream
 
 
 @dataclass

@@ -4,7 +4,7 @@ The paper (its domain-generalisation table) learns a context on 16-shot ImageNet
 ImageNet-V2, -Sketch, -A and -R. Its claim: CoOp gains on ImageNet over the hand-written prompt, keeps most of that
 gain under shift, stays at or above zero-shot CLIP, and the linear probe falls far further. ``shift_checks`` reads
 those claims from any shift table (the paper's, the embedded world's, a real run's), so notebook 05 and
-``world.report`` check the same things.
+``embedded.report`` check the same things.
 """
 from __future__ import annotations
 

@@ -398,7 +398,7 @@ def task_roles(world, only_available: bool = True, tasks: Optional[Sequence[str]
     The embedded world generates its tasks, so it always has them all.
     """
     if world.kind == "embedded":
-        from .world.tasks import TASKS
+        from .embedded.suite import TASKS
 
         specs = {name: TASKS[name] for name in world.tasks}
         source = source or SHIFT_SOURCES["embedded"]

@@ -1,6 +1,6 @@
 """One entry point for every downstream task, embedded or real: ``list_tasks`` and ``load_task``.
 
-The embedded world (synthetic tasks generated locally, ``coop_tutorial.world``) and the real world (the paper's
+The embedded world (synthetic tasks generated locally, ``coop_tutorial.embedded``) and the real world (the paper's
 datasets, ``coop_tutorial.datasets``) answer to the same call, so a notebook runs either way unchanged.
 """
 from __future__ import annotations
@@ -18,20 +18,16 @@ from .datasets.splits import check_subsample
 WORLDS = ("embedded", "real")
 
 
-def _embedded_module() -> Optional[ModuleType]:
-    """``coop_tutorial.world.tasks``, imported on first use; ``None`` while that module does not exist."""
-    try:
-        from .world import tasks as module
-    except ModuleNotFoundError as exc:
-        if exc.name in ("coop_tutorial.world", "coop_tutorial.world.tasks"):
-            return None
-        raise  # a real import error inside the world package must not pass for "no embedded tasks"
-    return module
+def _embedded_module() -> ModuleType:
+    """``coop_tutorial.embedded.suite``, imported on first use (generating tasks needs numpy and PIL drawing code
+    that the real world never loads)."""
+    from .embedded import suite
+
+    return suite
 
 
 def _embedded_names() -> list[str]:
-    module = _embedded_module()
-    return list(module.EMBEDDED_TASKS) if module is not None else []
+    return list(_embedded_module().TASKS)
 
 
 def _worlds(world: Optional[str]) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ def dataset_template(dataset: str) -> str:
     key = dataset.lower().replace("-", "_")
     if key in DATASET_TEMPLATES:
         return DATASET_TEMPLATES[key]
-    from .world.tasks import TASKS  # embedded tasks keep their prompts with their recipe
+    from .embedded.suite import TASKS  # embedded tasks keep their prompts with their recipe
 
     if key in TASKS:
         return TASKS[key].templates[0]

@@ -55,7 +55,7 @@ PAPER_EPOCHS = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}
 # Preset for the embedded tiny CLIP. SGD at 0.002 barely moves the context (the tiny model's logit scale is ~20,
 # not CLIP's 100, so gradients are 5x smaller); Adam learns it. The paper's epoch counts are kept: an epoch of
 # 16 shots of 4-10 classes is only 2-5 steps, and the 20 epochs tried first left CoOp under-trained. No warm-up
-# epoch with Adam. `python -m coop_tutorial.world.recipe_search` compares candidates on the validation splits
+# epoch with Adam. `python -m coop_tutorial.embedded.recipe_search` compares candidates on the validation splits
 # (never the test splits): on the shipped checkpoint, 16 shots, seeds 1-2, mean over its seven tasks, this
 # recipe scored 69.3%, twice the epochs 69.5%, 4 vectors 67.8% (69.5% with twice the epochs), lr 6e-3 68.6%.
 # It was kept: 0.2 points do not pay for doubling every notebook's training time. On an earlier checkpoint Adam

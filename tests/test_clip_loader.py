@@ -154,7 +154,7 @@ def test_pretrain_snapshots_leave_loadable_checkpoints_along_the_way(tmp_path):
 
 
 def test_judge_scores_a_checkpoint_on_held_out_validation_images():
-    from coop_tutorial.world.judge import judge_checkpoint, judge_summary
+    from coop_tutorial.embedded.judge import judge_checkpoint, judge_summary
 
     frame = judge_checkpoint(None, tasks=["shapes"], shots=2, seeds=[1], progress=False)
     row = frame.iloc[0]

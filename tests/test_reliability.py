@@ -28,7 +28,7 @@ from coop_tutorial import clip_loader, pretrain, quickstart, safe_load
 from coop_tutorial.datasets import registry
 from coop_tutorial.datasets.base import DatasetLayoutError
 from coop_tutorial.validation import UnnormalisedImagesWarning
-from coop_tutorial.world import report
+from coop_tutorial.embedded import report
 from _network_guard import no_network  # noqa: F401 (autouse fixture)
 from conftest import CLASSNAMES, FakeImages, make_clip
 from fake_datasets import make_dtd, write_image

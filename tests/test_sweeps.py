@@ -7,7 +7,7 @@ import torch
 from coop_tutorial import CoOpConfig, load_clip
 from coop_tutorial.sweeps import (encode_task, encode_test_set, prompt_summary, prompt_table, shift_drops,
                                   shift_table, shot_sweep, subset_features, sweep_summary)
-from coop_tutorial.world.report import world_checks
+from coop_tutorial.embedded.report import world_checks
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_quickstart_runs_and_plots(tmp_path):
 
 
 def test_recipe_search_scores_candidates_on_validation_only(clip, counts):
-    from coop_tutorial.world.recipe_search import candidate_config, recipe_search, search_summary
+    from coop_tutorial.embedded.recipe_search import candidate_config, recipe_search, search_summary
 
     assert candidate_config({"epochs_x": 2}, 16).epochs == 2 * CoOpConfig.embedded(16).epochs
     assert candidate_config({"n_ctx": 4}, 1).n_ctx == 4

@@ -33,14 +33,14 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "datasets.md"
 
 @pytest.fixture
 def fake_world(monkeypatch):
-    """An embedded world of two tasks standing in for ``coop_tutorial.world.tasks``; records the calls."""
+    """An embedded world of two tasks standing in for ``coop_tutorial.embedded.suite``; records the calls."""
     calls = []
 
     def load_embedded_task(name, split, transform=None, root=None):
         calls.append((name, split, transform, root))
         return FakeImages(["circle", "square", "star", "heart"], per_class=2)
 
-    module = types.SimpleNamespace(EMBEDDED_TASKS={"shapes": object(), "patterns": object()},
+    module = types.SimpleNamespace(TASKS={"shapes": object(), "patterns": object()},
                                    load_embedded_task=load_embedded_task)
     monkeypatch.setattr(tasks, "_embedded_module", lambda: module)
     return calls
@@ -52,35 +52,6 @@ def test_list_tasks_separates_the_worlds(fake_world):
     assert tasks.list_tasks("embedded") == {"embedded": ["shapes", "patterns"]}
     with pytest.raises(ValueError, match="Unknown world 'virtual'"):
         tasks.list_tasks("virtual")
-
-
-def test_without_the_world_module_the_embedded_list_is_empty(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def import_without_world(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 1 and name == "world" and "tasks" in (fromlist or ()):
-            raise ModuleNotFoundError("No module named 'coop_tutorial.world.tasks'", name="coop_tutorial.world.tasks")
-        return real_import(name, globals, locals, fromlist, level)
-
-    monkeypatch.setattr(builtins, "__import__", import_without_world)
-    assert tasks.list_tasks() == {"embedded": [], "real": PAPER_NAMES}
-
-
-def test_a_broken_world_module_is_not_mistaken_for_a_missing_one(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def broken(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 1 and name == "world" and "tasks" in (fromlist or ()):
-            raise ModuleNotFoundError("No module named 'numpyy'", name="numpyy")
-        return real_import(name, globals, locals, fromlist, level)
-
-    monkeypatch.setattr(builtins, "__import__", broken)
-    with pytest.raises(ModuleNotFoundError, match="numpyy"):
-        tasks.list_tasks()
 
 
 def test_load_task_dispatches_to_the_embedded_world(fake_world):

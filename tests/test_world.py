@@ -3,11 +3,11 @@ import numpy as np
 import open_clip
 import pytest
 
-from coop_tutorial.world.captions import caption, plural, with_article
-from coop_tutorial.world.corpus import CaptionStream, sample_scene
-from coop_tutorial.world.render import Scene, render, shape_field
-from coop_tutorial.world.tasks import TASKS, draw_task, load_embedded_task
-from coop_tutorial.world.vocabulary import PATTERNS, SHAPES, STYLES
+from coop_tutorial.embedded.captions import caption, plural, with_article
+from coop_tutorial.embedded.corpus import CaptionStream, sample_scene
+from coop_tutorial.embedded.render import Scene, render, shape_field
+from coop_tutorial.embedded.suite import TASKS, draw_task, load_embedded_task
+from coop_tutorial.embedded.vocabulary import PATTERNS, SHAPES, STYLES
 
 
 def test_render_is_deterministic_and_seed_dependent():

@@ -1,7 +1,7 @@
 """The world report's robustness targets (issue 18) read the paper's claim by its meaning."""
 import pandas as pd
 
-from coop_tutorial.world.report import robustness_checks, world_checks
+from coop_tutorial.embedded.report import robustness_checks, world_checks
 
 SETS = ["shapes", "shapes_v2", "shapes_sketch", "shapes_hard", "shapes_painting"]
 
@@ -62,8 +62,8 @@ def test_world_checks_include_the_robustness_targets_when_the_source_is_reported
 def test_hand_drawn_sketches_are_deterministic_and_not_the_corpus_drawings():
     import numpy as np
 
-    from coop_tutorial.world.corpus import sample_scene
-    from coop_tutorial.world.render import Scene, render
+    from coop_tutorial.embedded.corpus import sample_scene
+    from coop_tutorial.embedded.render import Scene, render
 
     scene = Scene("star", "red", "large", 1, "plain", "white", "sketch", rough=True)
     first, again = render(scene, np.random.default_rng(3)), render(scene, np.random.default_rng(3))
@@ -74,7 +74,7 @@ def test_hand_drawn_sketches_are_deterministic_and_not_the_corpus_drawings():
 
 
 def test_a_revised_shifted_set_gets_its_own_cache_and_the_others_keep_theirs():
-    from coop_tutorial.world.tasks import TASKS, WORLD_VERSION, cache_name
+    from coop_tutorial.embedded.suite import TASKS, WORLD_VERSION, cache_name
 
     assert cache_name(TASKS["shapes_sketch"], "test") == f"shapes_sketch-test-v{WORLD_VERSION}r1.npz"
     assert cache_name(TASKS["shapes_v2"], "test") == f"shapes_v2-test-v{WORLD_VERSION}r1.npz"

@@ -1,7 +1,7 @@
 """How ``CoOpConfig.embedded`` was chosen: candidate recipes compared on the tasks' validation splits only.
 
-    python -m coop_tutorial.world.recipe_search                    # every candidate, 16 shots, seeds 1-2
-    python -m coop_tutorial.world.recipe_search --shots 1 2 16 --candidates current "n_ctx 4"
+    python -m coop_tutorial.embedded.recipe_search                    # every candidate, 16 shots, seeds 1-2
+    python -m coop_tutorial.embedded.recipe_search --shots 1 2 16 --candidates current "n_ctx 4"
 
 Each candidate is a set of ``CoOpConfig`` changes on top of the embedded recipe (``epochs_x`` scales its epoch
 table). Every run trains on a few-shot draw, exactly as the report does, and is scored on the task's whole

@@ -125,9 +125,6 @@ for _name, _fixed, _revision, _analogue in [
                        fixed=_fixed, per_class=_SHIFT_TEST, splits=("test",), source="shapes", analogue=_analogue,
                        revision=_revision))
 
-EMBEDDED_TASKS = TASKS
-
-
 def _seed(name: str, split: str) -> list[int]:
     return [WORLD_VERSION, zlib.crc32(name.encode()), SPLITS.index(split)]
 

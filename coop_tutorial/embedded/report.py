@@ -1,8 +1,8 @@
 """What the embedded world leaves for CoOp to learn, measured on a checkpoint.
 
-    python -m coop_tutorial.world.report                  # the shipped tiny CLIP, all tables
-    python -m coop_tutorial.world.report --quick          # prompts and linear probe only (about a minute)
-    python -m coop_tutorial.world.report --checkpoint runs/p1/tiny_clip.safetensors --markdown
+    python -m coop_tutorial.embedded.report                  # the shipped tiny CLIP, all tables
+    python -m coop_tutorial.embedded.report --quick          # prompts and linear probe only (about a minute)
+    python -m coop_tutorial.embedded.report --checkpoint runs/p1/tiny_clip.safetensors --markdown
 
 Tables: zero-shot accuracy of every hand-written prompt per task; the 16-shot linear probe against the best
 prompt; CoOp at 1, 2 and 16 shots against the prompts; and the shapes task under its four shifts. Each
@@ -26,7 +26,7 @@ from ..shift_study import shift_checks
 from ..sweeps import (coop_recipe, encode_task, encode_test_set, prompt_summary, prompt_table, shift_drops,
                       shift_table, shot_sweep, sweep_summary)
 from ..worlds import World
-from .tasks import TASKS
+from .suite import TASKS
 
 MAIN_TASKS = [name for name, spec in TASKS.items() if spec.source is None]
 SHIFTS = [name for name, spec in TASKS.items() if spec.source == "shapes"]

@@ -1,8 +1,8 @@
 """Judge a pretrained embedded checkpoint on validation splits only, to choose between pretraining runs.
 
-    python -m coop_tutorial.world.judge --checkpoint runs/s0_4000.safetensors runs/s1.safetensors
+    python -m coop_tutorial.embedded.judge --checkpoint runs/s0_4000.safetensors runs/s1.safetensors
 
-The world report (``world.report``) reads the test sets and checks the project's targets; choosing *which*
+The world report (``embedded.report``) reads the test sets and checks the project's targets; choosing *which*
 checkpoint to ship by those numbers would tune the test sets to the targets. This reads each task's validation
 split instead: per seed, the images of the seed's few-shot validation draw are left out (the probe picks its
 regularisation on them) and every method is scored on the rest (120 images a task for the embedded tasks).
