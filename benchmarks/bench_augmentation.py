@@ -26,7 +26,7 @@ import pandas as pd
 import coop_tutorial as ct
 from coop_tutorial.features import FeatureSet
 from coop_tutorial.sweeps import TaskFeatures, _final_val_only, encode_task, fit_coop
-from coop_tutorial.training import features_accuracy
+from coop_tutorial.evaluation import score
 
 VIEWS = (1, 8, 32)
 OFFICIAL = "official (fresh crop every step)"
@@ -57,7 +57,7 @@ def run(tasks: list[str], seeds: list[int], shots: int, epochs: int | None) -> p
                 result = fit_coop(clip, data, shots, seed, cfg)
                 seconds = time.perf_counter() - start
                 rows.append(dict(task=name, seed=seed, loop=loop, seconds=seconds,
-                                 accuracy=100 * features_accuracy(result.classifier, task.test)))
+                                 accuracy=100 * score(result.classifier, task.test)))
                 print(f"  {name} seed {seed} {loop}: {rows[-1]['accuracy']:.1f}% in {seconds:.1f} s", flush=True)
     return pd.DataFrame(rows)
 

@@ -21,12 +21,12 @@ from tqdm.auto import tqdm
 from .checkpoint import load_context, save_context
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle, weights_fingerprint
-from .evaluation import mean_and_std
+from .evaluation import mean_and_std, score
 from .features import (FeatureSet, encode_dataset, encode_images, images_cache_path, read_images_cache,
                        write_images_cache)
 from .few_shot import draw_method, few_shot_split, few_shot_val_split, official_few_shot_splits
 from .linear_probe import LinearProbe, fit_linear_probe
-from .training import CoOpConfig, TrainResult, build_classifier, features_accuracy, train_coop
+from .training import CoOpConfig, TrainResult, build_classifier, train_coop
 from .templates import task_ensemble
 from .zero_shot import template_accuracies, zero_shot_classifier
 
@@ -258,9 +258,9 @@ def shot_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: Sequence[
     jobs = [(t, m, k, s) for t in tasks for m in methods for k in shots for s in seeds]
     for task, method, k, seed in tqdm(jobs, desc="shot sweep", disable=not progress):
         if method == "linear_probe":
-            accuracy = fit_probe(task, k, seed).accuracy(task.test)
+            accuracy = score(fit_probe(task, k, seed), task.test)
         else:
-            accuracy = features_accuracy(fit_coop(clip, task, k, seed,
+            accuracy = score(fit_coop(clip, task, k, seed,
                                                   _final_val_only(recipe_config(config, k, task.name)),
                                                   cache_dir).classifier, task.test)
         rows.append(dict(task=task.name, method=method, shots=k, seed=seed, accuracy=100 * accuracy))
@@ -320,7 +320,7 @@ def shift_table(clip: ClipBundle, source: TaskFeatures, targets: dict[str, Featu
         probe = fit_probe(source, shots, seed)
         coop = fit_coop(clip, source, shots, seed, config, cache_dir)
         probe_rows.append({n: 100 * _probe_accuracy(probe, f, columns.get(n)) for n, f in sets.items()})
-        coop_rows.append({n: 100 * features_accuracy(
+        coop_rows.append({n: 100 * score(
             coop.classifier if columns.get(n) is None else CoOpClassifier(
                 clip, coop.learner.with_classnames(clip, list(f.classnames))), f) for n, f in sets.items()})
     table["linear_probe"] = pd.DataFrame(probe_rows).mean().to_dict()
@@ -331,7 +331,7 @@ def shift_table(clip: ClipBundle, source: TaskFeatures, targets: dict[str, Featu
 def _probe_accuracy(probe: LinearProbe, features: FeatureSet, columns: Optional[list[int]]) -> float:
     """The probe's accuracy, its scores restricted to ``columns`` (the source labels of a subset's classes)."""
     if columns is None:
-        return probe.accuracy(features)
+        return score(probe, features)
     with torch.no_grad():
         logits = probe.logits_from_features(features.view(0))[:, columns]
     return float((logits.argmax(1) == features.labels).float().mean())
@@ -590,7 +590,7 @@ def design_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], variants: Opti
         result = fit_coop(clip, task, shots, seed,
                           _final_val_only(recipe_config(config, shots, task.name).replace(**overrides)), cache_dir)
         rows.append(dict(task=task.name, variant=name, shots=shots, seed=seed,
-                         accuracy=100 * features_accuracy(result.classifier, task.test)))
+                         accuracy=100 * score(result.classifier, task.test)))
     order = {name: i for i, name in enumerate(variants)}
     frame = pd.DataFrame(rows, columns=["task", "variant", "shots", "seed", "accuracy"])
     return frame.sort_values(["variant", "task", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c,
@@ -628,7 +628,7 @@ def transplant_table(clip: ClipBundle, contexts: dict, tasks: Sequence[TaskFeatu
     """
     table = {}
     for source, learner in contexts.items():
-        table[source] = {task.name: 100 * features_accuracy(
+        table[source] = {task.name: 100 * score(
             CoOpClassifier(clip, learner.with_classnames(clip, task.classnames)), task.test) for task in tasks}
     table["zero-shot"] = {task.name: 100 * _accuracy(zero_shot_classifier(clip, task.classnames, task.templates[0]),
                                                      task.test) for task in tasks}

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+import coop_tutorial as ct
 from coop_tutorial import CoOpConfig, PromptLearner, use_world
 from coop_tutorial.sweeps import (DESIGN_VARIANTS, coop_recipe, design_sweep, encode_task, ensemble_table,
                                   one_word_edits, sampling_error, shot_sweep, task_overview, task_roles,
@@ -129,7 +130,6 @@ def test_task_overview_embedded():
 
 def test_fit_coop_cache_reuses_the_run(clip32, fake_tasks, tmp_path):
     from coop_tutorial.sweeps import coop_cache_path, fit_coop
-    from coop_tutorial.training import features_accuracy
 
     task = fake_tasks[0]
     config = quick(2)
@@ -139,7 +139,7 @@ def test_fit_coop_cache_reuses_the_run(clip32, fake_tasks, tmp_path):
     cached = fit_coop(clip32, task, 2, 1, config, cache_dir=tmp_path)
     assert torch.equal(cached.learner.ctx.detach(), fresh.learner.ctx.detach())
     assert cached.history == fresh.history
-    assert features_accuracy(cached.classifier, task.test) == features_accuracy(fresh.classifier, task.test)
+    assert ct.score(cached.classifier, task.test) == ct.score(fresh.classifier, task.test)
     # anything the run depends on changes the file: seed, shots, config
     others = {coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=2, progress=False)),
               coop_cache_path(tmp_path, clip32, task, 4, config.replace(seed=1, progress=False)),

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from ..clip_loader import ClipBundle, load_clip
 from ..sweeps import TaskFeatures, _final_val_only, encode_task, fit_coop
-from ..training import CoOpConfig, features_accuracy
+from ..evaluation import score
+from ..training import CoOpConfig
 
 # The candidates compared when the recipe was last chosen (see the README's embedded-world section).
 CANDIDATES: dict[str, dict[str, Any]] = {
@@ -50,7 +51,7 @@ def recipe_search(clip: ClipBundle, tasks: Sequence[TaskFeatures], candidates: M
         config = _final_val_only(candidate_config(candidates[name], k))
         classifier = fit_coop(clip, task, k, seed, config).classifier
         rows.append(dict(candidate=name, task=task.name, shots=k, seed=seed,
-                         val_accuracy=100 * features_accuracy(classifier, task.val)))
+                         val_accuracy=100 * score(classifier, task.val)))
     return pd.DataFrame(rows)
 
 
