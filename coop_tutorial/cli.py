@@ -1,7 +1,7 @@
 """The ``coop-tutorial`` command: one entry point for what people run outside the notebooks.
 
     coop-tutorial quickstart --task shapes --shots 4     # CoOp vs hand-written prompts, under a minute on a CPU
-    coop-tutorial pretrain --steps 2000                  # recreate the embedded tiny CLIP
+    coop-tutorial pretrain --snapshot-every 2000         # recreate the embedded tiny CLIP (its step-2000 snapshot)
     coop-tutorial report                                 # the embedded world's zero-shot / probe / CoOp table
     coop-tutorial reproduce --workers 2                  # the paper's grid (embedded world here) on a Dask cluster
     coop-tutorial <command> --help                       # each command's options

@@ -266,13 +266,9 @@ class CoCoOpClassifier(nn.Module):
 # ------------------------------------------------------------------------------------------------- config
 
 
-# The embedded tiny CLIP's recipe: the paper's with 8 images per step, lr x10 and 20 epochs. Chosen with
-# `python -m coop_tutorial.base_to_new --recipe-search` on validation splits only (CoCoOp trained on the base classes
-# of the four tasks with >= 8 classes, 16 shots, seeds 1-2; criterion: H of the mean base and new validation
-# accuracies). On the shipped checkpoint: the paper's recipe 82.9, this one 82.2, Adam 3e-3 batch 8 (20 / 40 epochs)
-# 79.6 / 78.2, Adam 1e-3 batch 8 (20 / 10 epochs) 72.8 / 68.9. The paper's recipe scored best, by 0.7 points; this
-# one was kept because it takes a quarter of the steps (about half the time), which keeps notebook 07 within its
-# two-minute budget.
+# The embedded tiny CLIP's recipe: the paper's with 8 images per step, lr x10 and 20 epochs, a quarter of the paper's
+# steps for notebook 07's time budget. How it was chosen, on validation splits only, and what the alternatives
+# scored: README, "CoCoOp and base-to-new" (`python -m coop_tutorial.base_to_new --recipe-search`).
 EMBEDDED_COCOOP_RECIPE: dict[str, Any] = dict(optimizer="sgd", lr=2e-2, momentum=0.9, weight_decay=5e-4,
                                               batch_size=8, epochs=20, warmup_epochs=1, warmup_lr=1e-5,
                                               schedule="cosine", n_views=8)

@@ -22,6 +22,7 @@ memory whatever the number of context vectors.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ._text import token_ids
 from .classifier import CoOpClassifier
-from .clip_loader import ClipBundle
+from .clip_loader import ClipBundle, weights_fingerprint
 from .evaluation import evaluate, predict_logits
 from .features import FeatureSet
 from .prompt_learner import PromptLearner, arrange
@@ -255,7 +256,11 @@ def load_corpus(source: Any, clip: Optional[ClipBundle] = None) -> pd.DataFrame:
 
     Args:
         source: a ``World`` (its ``sweeps.cache_dir_for`` folder) or a cache folder.
-        clip: keep only contexts learned on this model (same name and width).
+        clip: keep only contexts learned on this model (same name, width and weights: another pretraining run of
+            the embedded model has the same name).
+
+    A run cached twice (the training code changed in between, so it was trained again under a new name) counts
+    once: its newest file.
 
     ``accuracy`` is the final *validation* accuracy (%) the run recorded (the cache stores no test numbers,
     and reading contexts should not tune anything on the test set); ``vectors`` holds the ``ctx`` tensor and
@@ -268,6 +273,7 @@ def load_corpus(source: Any, clip: Optional[ClipBundle] = None) -> pd.DataFrame:
            "sweeps.fit_coop(clip, task, shots, seed, world.recipe()(shots, dataset=task.name), "
            "cache_dir=world.cache_dir), or sweeps.shot_sweep(clip, tasks, config=world.recipe(), cache_dir=...).")
     rows, models = [], set()
+    fingerprint = weights_fingerprint(clip) if clip is not None else None
     for path in sorted(folder.glob("**/*.safetensors")) if folder.is_dir() else []:
         try:
             ctx, meta = read_context(path)
@@ -275,7 +281,8 @@ def load_corpus(source: Any, clip: Optional[ClipBundle] = None) -> pd.DataFrame:
             continue  # another safetensors file (e.g. cached image features)
         extra = meta.get("extra", {})
         models.add(meta["model_name"])
-        if clip is not None and (meta["model_name"] != clip.name or meta["width"] != clip.width):
+        if clip is not None and (meta["model_name"] != clip.name or meta["width"] != clip.width
+                                 or meta.get("weights_fingerprint") not in (None, fingerprint)):
             continue
         history = extra.get("history") or []
         val = [h.get("val_acc") for h in history if h.get("val_acc") is not None]
@@ -284,13 +291,15 @@ def load_corpus(source: Any, clip: Optional[ClipBundle] = None) -> pd.DataFrame:
                          method=extra.get("method", "coop"), n_ctx=meta["n_ctx"], csc=meta["csc"],
                          class_token_position=meta["class_token_position"], ctx_init=meta.get("ctx_init"),
                          model=meta["model_name"], accuracy=100 * val[-1] if val else float("nan"), vectors=ctx,
-                         path=str(path)))
+                         path=str(path), config=json.dumps(config, sort_keys=True), mtime=path.stat().st_mtime))
     if not rows:
         if models:
             raise ValueError(f"The cache {folder} holds contexts of {sorted(models)} only, none of {clip.name!r}. "
                              f"{how}")
         raise ValueError(f"No cached contexts in {folder}. {how}")
     frame = pd.DataFrame(rows)
+    same_run = ["task", "method", "shots", "seed", "n_ctx", "csc", "class_token_position", "ctx_init", "model", "config"]
+    frame = frame.sort_values("mtime").drop_duplicates(same_run, keep="last").drop(columns=["config", "mtime"])
     return frame.sort_values(["task", "method", "csc", "class_token_position", "n_ctx", "shots", "seed"],
                              key=lambda c: c.astype(str) if c.dtype == object else c, ignore_index=True)
 

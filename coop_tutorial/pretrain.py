@@ -1,10 +1,10 @@
 """Pretrain the embedded tiny CLIP from scratch on the synthetic caption stream.
 
-    python -m coop_tutorial.pretrain --steps 2000 --out coop_tutorial/assets/tiny_clip.safetensors
+    python -m coop_tutorial.pretrain --steps 4000 --snapshot-every 2000 --out runs/tiny_clip.safetensors
 
-The shipped weights are produced by exactly this command (see the checkpoint's metadata for its seed,
-steps, corpus size, duration and git commit). It writes beside the checkpoint a loss log (``.log.csv``) and
-the training curve (``.curve.png``).
+The shipped weights are that command's ``runs/tiny_clip.step2000.safetensors`` (``make pretrain`` copies it into
+the package; the checkpoint's metadata records seed, steps, corpus size, duration, git commit and the run's length).
+Beside each checkpoint it writes a loss log (``.log.csv``) and the training curve (``.curve.png``).
 """
 from __future__ import annotations
 
@@ -32,13 +32,14 @@ from .embedded.corpus import CaptionStream
 
 @dataclass
 class PretrainConfig:
-    """Defaults are what the shipped model was trained with.
+    """Defaults are the run the shipped model comes from: it is that run's step-2000 snapshot
+    (``--snapshot-every 2000``), chosen on validation images (README, "The embedded world").
 
     Batch 256 gives each caption 255 negatives, enough for the contrastive loss to need colours, shapes,
     counts and styles; lr 2e-3 with AdamW is fast for a model this small and stays stable with warm-up.
     """
 
-    steps: int = 2000
+    steps: int = 4000
     batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 0.1

@@ -157,6 +157,6 @@ def test_judge_scores_a_checkpoint_on_held_out_validation_images():
     frame = judge_checkpoint(None, tasks=["shapes"], shots=2, seeds=[1], progress=False)
     row = frame.iloc[0]
     assert set(frame.columns) >= {"zero_shot", "best_prompt", "linear_probe", "coop", "coop_minus_best"}
-    assert row["best_prompt"] >= row["zero_shot"]  # the default template is one of the candidates
+    assert row["best_prompt"] >= row["zero_shot"] - 1e-3  # the default template is one of the candidates
     assert row["coop_minus_best"] == pytest.approx(row["coop"] - row["best_prompt"])
     assert 0 <= row["coop"] <= 100 and judge_summary(frame).shape[0] == 1

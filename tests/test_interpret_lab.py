@@ -286,6 +286,18 @@ def test_corpus_reads_the_run_cache(clip32, task, tmp_path):
     assert torch.equal(rebuilt.ctx.detach(), corpus["vectors"].iloc[1])
     with pytest.raises(ValueError, match="none of 'other'"):
         lab.load_corpus(tmp_path, make_clip(32, name="other"))
+    # another pretraining of the same model (same name and width, other weights) shares nothing with this corpus
+    retrained = make_clip(32, seed=5)
+    assert retrained.name == clip32.name
+    fit_coop(retrained, task, 2, 1, quick(), cache_dir=tmp_path)
+    assert len(lab.load_corpus(tmp_path, clip32)) == 2 and len(lab.load_corpus(tmp_path, retrained)) == 1
+    # a run cached again under a new name (the training code changed) counts once, as its newest file
+    for path in sorted(tmp_path.glob("**/*.safetensors")):
+        if path.name.startswith("coop_2shots_seed1_"):
+            copy = path.with_name(path.name.replace("seed1_", "seed1_newer"))
+            copy.write_bytes(path.read_bytes())
+    corpus = lab.load_corpus(tmp_path, clip32)
+    assert len(corpus) == 2 and corpus.loc[corpus["seed"] == 1, "path"].str.contains("newer").all()
     world = ct.use_world("embedded", data_root=tmp_path / "nothing", device="cpu")
     with pytest.raises(ValueError, match="No cached contexts"):
         lab.load_corpus(world)

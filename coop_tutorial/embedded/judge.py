@@ -46,7 +46,7 @@ def judge_checkpoint(checkpoint: Optional[str], tasks: Sequence[str] = DEFAULT_T
         config = recipe(shots, dataset=name)
         coop = fit_coop(clip, task, shots, seed, config.replace(eval_every=config.epochs))
         score = lambda classifier: 100 * accuracy(*predict_logits(classifier, held_out))  # noqa: E731
-        rows.append(dict(task=name, seed=seed, zero_shot=score(zero), best_prompt=100 * prompts["accuracy"].max(),
+        rows.append(dict(task=name, seed=seed, zero_shot=score(zero), best_prompt=100 * float(prompts["accuracy"].max()),
                          linear_probe=score(fit_probe(task, shots, seed)), coop=score(coop.classifier)))
     frame = pd.DataFrame(rows)
     frame["coop_minus_best"] = frame["coop"] - frame["best_prompt"]
