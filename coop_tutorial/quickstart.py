@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Optional
 
 from .clip_loader import read_embedded_checkpoint
-from .sweeps import fit_coop, prompt_table
+from .prompt_study import prompt_table
+from .sweeps import fit_coop
 from .training import features_accuracy
 from .validation import MAX_SEED
 from .worlds import use_world

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from ..clip_loader import load_clip
 from ..evaluation import accuracy, mean_and_std, predict_logits
-from ..sweeps import coop_recipe, encode_task, fit_coop, fit_probe, subset_features
+from ..sweeps import fit_coop, fit_probe
+from ..task_features import encode_task, subset_features
 from ..worlds import World
 from ..zero_shot import template_accuracies, zero_shot_classifier
 
@@ -32,7 +33,7 @@ def judge_checkpoint(checkpoint: Optional[str], tasks: Sequence[str] = DEFAULT_T
     """Held-out validation accuracy (%) per (task, seed): zero-shot with the default template, the best
     hand-written prompt, the ``shots``-shot linear probe and CoOp (the embedded recipe)."""
     clip = load_clip("tiny", pretrained=checkpoint)
-    recipe = coop_recipe(World("embedded", device="cpu"))
+    recipe = World("embedded", device="cpu").recipe()
     rows = []
     jobs = [(name, seed) for name in tasks for seed in seeds]
     encoded = {name: encode_task(clip, name) for name in tasks}
