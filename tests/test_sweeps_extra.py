@@ -1,16 +1,14 @@
-"""The notebooks' helpers (the world's task roles, recipe, cache folder and task overview; one-word edits,
-ensembles, design ablations, transplants, the run cache), on a small random CLIP and fake image tasks: fast, no
-shipped model needed."""
+"""The notebooks' study helpers (one-word edits, ensembles, design ablations, transplants, word spacing, the run
+cache, test-split encoding), on a small random CLIP and fake image tasks: fast, no shipped model needed."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 import pytest
 import torch
 
-from coop_tutorial import CoOpConfig, PromptLearner, use_world
+from coop_tutorial import CoOpConfig, PromptLearner
 from coop_tutorial.evaluation import sampling_error
 from coop_tutorial.interpret import transplant_table, vocabulary_neighbour_distance
 from coop_tutorial.prompt_study import _word_distance, ensemble_table, one_word_edits, prompt_table
@@ -40,23 +38,6 @@ def quick(shots: int, dataset: Optional[str] = None) -> CoOpConfig:
 @pytest.fixture(scope="module")
 def fake_tasks(clip32):
     return [encode_task(clip32, name, n_views=2, load_task=fake_loader) for name in ("three", "two")]
-
-
-def test_task_roles_name_each_worlds_tasks():
-    embedded = use_world("embedded", device="cpu").roles()
-    assert embedded.source in embedded.main and embedded.showcase in embedded.main
-    assert embedded.shifts and not set(embedded.shifts) & set(embedded.main)
-    real = use_world("real", device="cpu").roles(only_available=False)
-    assert real.source == "imagenet" and real.showcase == "dtd"
-    assert set(real.shifts) == {"imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"}
-    assert "eurosat" in real.main and "imagenet_a" not in real.main
-
-
-def test_the_recipe_follows_the_world():
-    assert use_world("embedded", device="cpu").recipe()(16) == CoOpConfig.embedded(16)
-    real = use_world("real", device="cpu").recipe(dataset="imagenet")
-    assert real(16) == CoOpConfig.paper(16, dataset="imagenet") and real(16).epochs == 50
-    assert use_world("real", device="cpu").recipe()(16, seed=3) == CoOpConfig.paper(16, seed=3)
 
 
 def test_sampling_error():
@@ -124,14 +105,6 @@ def test_vocabulary_neighbour_distance_is_positive(clip32):
     assert distances.shape[0] <= len(trained) and (distances > 0).all() and torch.isfinite(distances).all()
 
 
-def test_task_overview_embedded():
-    world = use_world("embedded", device="cpu")
-    overview = world.task_overview(["counts", "shapes_sketch"])
-    assert overview.loc["counts", "classes"] == 4 and overview.loc["counts", "n_train"] > 0
-    assert pd.isna(overview.loc["shapes_sketch", "n_train"]) and overview.loc["shapes_sketch", "n_test"] > 0
-    assert "Sketch" in overview.loc["shapes_sketch", "stands_for"]
-
-
 def test_fit_coop_cache_reuses_the_run(clip32, fake_tasks, tmp_path):
     task = fake_tasks[0]
     config = quick(2)
@@ -151,19 +124,6 @@ def test_fit_coop_cache_reuses_the_run(clip32, fake_tasks, tmp_path):
     assert coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=1, progress=True)) == path
     # how often validation is reported does not change what is learned: a sweep's run serves a notebook's call
     assert coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=1, eval_every=3, progress=False)) == path
-
-
-def test_cache_dir_follows_the_data_root(tmp_path, monkeypatch):
-    monkeypatch.delenv("COOP_DATA", raising=False)
-    assert use_world("embedded", device="cpu").cache_dir == Path("data/cache/tiny")
-    assert use_world("real", backbone="ViT-B/16", data_root=tmp_path, device="cpu").cache_dir == \
-        tmp_path / "cache" / "ViT-B-16"
-
-
-def test_task_roles_leave_out_missing_real_datasets(tmp_path):
-    with pytest.warns(UserWarning, match="left out"):
-        roles = use_world("real", data_root=tmp_path, device="cpu").roles()
-    assert roles.main == [] and roles.shifts == [] and roles.source == "imagenet"
 
 
 def test_encode_test_split_feeds_the_prompt_tables(clip32):
