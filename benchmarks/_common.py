@@ -237,7 +237,7 @@ def embedded_weights_note() -> tuple[Optional[str], str]:
     """
     import hashlib
 
-    from coop_tutorial.clip_loader import EMBEDDED_MODELS
+    from coop_tutorial.embedded.weights import EMBEDDED_MODELS
 
     path = EMBEDDED_MODELS["tiny"]
     if not path.exists():

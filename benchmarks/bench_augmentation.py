@@ -25,9 +25,9 @@ import pandas as pd
 
 import coop_tutorial as ct
 from coop_tutorial.features import FeatureSet
+from coop_tutorial.evaluation import score
 from coop_tutorial.sweeps import final_val_only, fit_coop
 from coop_tutorial.task_features import TaskFeatures, encode_task
-from coop_tutorial.training import features_accuracy
 
 VIEWS = (1, 8, 32)
 OFFICIAL = "official (fresh crop every step)"
@@ -58,7 +58,7 @@ def run(tasks: list[str], seeds: list[int], shots: int, epochs: int | None) -> p
                 result = fit_coop(clip, data, shots, seed, cfg)
                 seconds = time.perf_counter() - start
                 rows.append(dict(task=name, seed=seed, loop=loop, seconds=seconds,
-                                 accuracy=100 * features_accuracy(result.classifier, task.test)))
+                                 accuracy=100 * score(result.classifier, task.test)))
                 print(f"  {name} seed {seed} {loop}: {rows[-1]['accuracy']:.1f}% in {seconds:.1f} s", flush=True)
     return pd.DataFrame(rows)
 

@@ -31,7 +31,7 @@ from typing import Optional
 import _common as C  # noqa: E402  (puts the repository on sys.path)
 
 import coop_tutorial as ct
-from coop_tutorial.training import features_accuracy
+from coop_tutorial.evaluation import score
 
 NOTEBOOK_TARGET_S = 600  # the whole notebook sequence in <= 10 minutes
 RUN_TARGET_S = 30  # a 16-shot run in <= 30 s
@@ -54,7 +54,7 @@ def coop_run(task: str, shots: int, seed: int, pretrained: Optional[str], epochs
     stages[f"encode train views (x{config.n_views})"] = result.encode_seconds
     stages[f"train ({config.epochs} epochs)"] = train_total - result.encode_seconds
     tick = time.perf_counter()
-    accuracy = 100 * features_accuracy(result.classifier, ct.encode_dataset(clip, test, progress=False))
+    accuracy = 100 * score(result.classifier, ct.encode_dataset(clip, test, progress=False))
     stages["encode test + evaluate"] = time.perf_counter() - tick
     stages["total"] = time.perf_counter() - start
     return {"stages": stages, "accuracy": accuracy, "epochs": config.epochs, "n_train": len(subset),

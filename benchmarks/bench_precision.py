@@ -27,9 +27,9 @@ import torch.nn.functional as F
 
 import coop_tutorial as ct
 from coop_tutorial.features import FeatureSet
+from coop_tutorial.evaluation import score
 from coop_tutorial.sweeps import final_val_only, fit_coop
 from coop_tutorial.task_features import encode_task
-from coop_tutorial.training import features_accuracy
 
 PRECISIONS = ("fp32", "bf16", "amp")
 
@@ -101,7 +101,7 @@ def accuracy(tasks: list[str], seeds: list[int], shots: int, epochs) -> pd.DataF
                 config = final_val_only(config if epochs is None else config.replace(epochs=epochs))
                 result = fit_coop(clip, task, shots, seed, config)
                 rows.append(dict(task=name, seed=seed, precision=precision,
-                                 accuracy=100 * features_accuracy(result.classifier, task.test)))
+                                 accuracy=100 * score(result.classifier, task.test)))
             print(f"  {name} seed {seed}: " + ", ".join(f"{r['precision']} {r['accuracy']:.1f}" for r in rows[-3:]),
                   flush=True)
     return pd.DataFrame(rows)

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 
 import coop_tutorial as ct
-from coop_tutorial.training import PAPER_EPOCHS, features_accuracy
+from coop_tutorial.evaluation import score
+from coop_tutorial.training import PAPER_EPOCHS
 
 SCRIPT = Path(__file__).resolve()
 
@@ -97,7 +98,7 @@ def embedded_benchmark(task: str, shots_list: Sequence[int], repeats: int, epoch
                 runs[method].append(dict(
                     epoch_s=C.median(h["seconds"] for h in result.history), encode_s=result.encode_seconds,
                     train_s=result.encode_seconds + sum(h["seconds"] for h in result.history), wall_s=wall,
-                    accuracy=100 * features_accuracy(result.classifier, test_features),
+                    accuracy=100 * score(result.classifier, test_features),
                     positions=_text_positions(result.learner, cfg),
                     epochs=cfg.epochs))
         for method, rs in runs.items():

@@ -13,7 +13,7 @@ from .clip_loader import ClipBundle, list_models, load_clip
 from .checkpoint import load_context, read_context, read_official_context, save_context
 from .classifier import CoOpClassifier
 from .evaluation import (EvalResult, accuracy, confusion_matrix, evaluate, per_class_accuracy, predict_logits,
-                         summarize_seeds)
+                         score, summarize_seeds)
 from .features import FeatureSet, encode_dataset
 from .few_shot import FewShotSubset, few_shot_split, few_shot_val_split, official_few_shot_splits
 from .interpret import (DriftTracker, context_drift, context_norms, context_similarity, context_words,
@@ -36,7 +36,7 @@ from .claims import Claims, paired_difference
 
 # CoCoOp; its protocols live in coop_tutorial.base_to_new (also `python -m coop_tutorial.base_to_new`, so not
 # imported here), the meta-network analysis in coop_tutorial.meta_shift.
-from .cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, CoCoOpResult, cocoop_accuracy, load_cocoop,
+from .cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, CoCoOpResult, load_cocoop,
                      save_cocoop, train_cocoop)
 
 # Studies the notebooks run: tasks encoded once, prompt tables, method sweeps and their statistics.
@@ -69,7 +69,7 @@ __all__ = [
     "LinearProbe", "fit_linear_probe", "CLIP_IMAGENET_TEMPLATES", "DATASET_TEMPLATES", "IMAGENET_CLASSNAMES",
     "dataset_template",
     # evaluation and claims
-    "EvalResult", "evaluate", "accuracy", "confusion_matrix", "per_class_accuracy", "predict_logits",
+    "EvalResult", "evaluate", "score", "accuracy", "confusion_matrix", "per_class_accuracy", "predict_logits",
     "summarize_seeds", "Claims", "paired_difference",
     # contexts on disk
     "save_context", "load_context", "read_context", "read_official_context",
@@ -83,7 +83,7 @@ __all__ = [
     "design_sweep", "shift_table", "shift_drops", "sampling_error", "transplant_table",
     "vocabulary_neighbour_distance",
     # CoCoOp
-    "CoCoOpPromptLearner", "CoCoOpClassifier", "CoCoOpConfig", "CoCoOpResult", "train_cocoop", "cocoop_accuracy",
+    "CoCoOpPromptLearner", "CoCoOpClassifier", "CoCoOpConfig", "CoCoOpResult", "train_cocoop",
     "save_cocoop", "load_cocoop",
     # reproduction
     *_REPRODUCE_EXPORTS,

@@ -27,15 +27,16 @@ import torch
 from tqdm.auto import tqdm
 
 from .clip_loader import ClipBundle, weights_fingerprint
-from .cocoop import (CoCoOpConfig, CoCoOpResult, build_cocoop_classifier, cocoop_accuracy, load_cocoop,
+from .cocoop import (CoCoOpConfig, CoCoOpResult, build_cocoop_classifier, load_cocoop,
                      save_cocoop, train_cocoop)
 from .classifier import CoOpClassifier
 from .datasets.splits import base_new_classes
 from .features import FeatureSet
+from .evaluation import score
 from .run_cache import code_fingerprint, digest
-from .sweeps import DEFAULT_SEEDS, _accuracy, final_val_only, fit_coop
+from .sweeps import DEFAULT_SEEDS, final_val_only, fit_coop
 from .task_features import TaskFeatures, encode_task
-from .training import CoOpConfig, features_accuracy
+from .training import CoOpConfig
 from .zero_shot import zero_shot_classifier
 
 METHODS = ("zero_shot", "coop", "cocoop")
@@ -143,7 +144,7 @@ def cocoop_cache_path(cache_dir: Union[str, Path], clip: ClipBundle, task: TaskF
     """The cache file of one CoCoOp run: a hash of the weights, task features, shots, config and the code."""
     here = Path(__file__).parent
     settings = {k: v for k, v in config.to_dict().items()
-                if k not in ("progress", "device", "eval_every", "log_every", "eval_batch_size")}
+                if k not in ("progress", "device", "eval_every", "log_every")}
     key = json.dumps({"model": clip.name, "pretrained": str(clip.pretrained), "weights": weights_fingerprint(clip),
                       "task": task.name, "classnames": task.classnames, "n_train": len(task.datasets["train"]),
                       "views": {"n_views": task.n_views, "seed": task.seed, "transform": "train"},
@@ -158,7 +159,7 @@ def _coop_half_accuracies(clip: ClipBundle, base: TaskFeatures, new: TaskFeature
                           config: CoOpConfig, cache_dir) -> tuple[float, float, Any]:
     result = fit_coop(clip, base, shots, seed, final_val_only(config), cache_dir)
     moved = CoOpClassifier(clip, result.learner.with_classnames(clip, new.classnames))
-    return features_accuracy(result.classifier, base.test), features_accuracy(moved, new.test), result
+    return score(result.classifier, base.test), score(moved, new.test), result
 
 
 def coop_config_like(config: CoCoOpConfig) -> CoOpConfig:
@@ -172,8 +173,8 @@ def _cocoop_half_accuracies(clip: ClipBundle, base: TaskFeatures, new: TaskFeatu
     result = fit_cocoop(clip, base, shots, seed, config, cache_dir)
     moved = build_cocoop_classifier(clip, result.learner.with_classnames(clip, new.classnames), config)
     moved.eval()
-    return (cocoop_accuracy(result.classifier, base.test, config.eval_batch_size),
-            cocoop_accuracy(moved, new.test, config.eval_batch_size), result)
+    return (score(result.classifier, base.test),
+            score(moved, new.test), result)
 
 
 def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: int = 16,
@@ -203,9 +204,9 @@ def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: in
     if "zero_shot" in methods:
         for task, base, new in halves:
             rows.append(dict(task=task.name, method="zero_shot", seed=0,
-                             base=100 * _accuracy(zero_shot_classifier(clip, base.classnames, task.templates[0]),
+                             base=100 * score(zero_shot_classifier(clip, base.classnames, task.templates[0]),
                                                   base.test),
-                             new=100 * _accuracy(zero_shot_classifier(clip, new.classnames, task.templates[0]),
+                             new=100 * score(zero_shot_classifier(clip, new.classnames, task.templates[0]),
                                                  new.test)))
     jobs = [(h, m, s) for h in halves for m in methods if m != "zero_shot" for s in seeds]
     for (task, base, new), method, seed in tqdm(jobs, desc="base-to-new", disable=not progress):
@@ -297,7 +298,7 @@ def cross_dataset_sweep(clip: ClipBundle, source: TaskFeatures, targets: Sequenc
     if "zero_shot" in methods:
         for task in everything:
             zero = zero_shot_classifier(clip, task.classnames, task.templates[0])
-            rows.append(dict(method="zero_shot", seed=0, task=task.name, accuracy=100 * _accuracy(zero, task.test)))
+            rows.append(dict(method="zero_shot", seed=0, task=task.name, accuracy=100 * score(zero, task.test)))
     jobs = [(m, s) for m in methods if m != "zero_shot" for s in seeds]
     for method, seed in tqdm(jobs, desc=f"cross-dataset from {source.name}", disable=not progress):
         if method == "coop":
@@ -305,7 +306,7 @@ def cross_dataset_sweep(clip: ClipBundle, source: TaskFeatures, targets: Sequenc
             for task in everything:
                 classifier = CoOpClassifier(clip, learner.with_classnames(clip, task.classnames))
                 rows.append(dict(method=method, seed=seed, task=task.name,
-                                 accuracy=100 * features_accuracy(classifier, task.test)))
+                                 accuracy=100 * score(classifier, task.test)))
         else:
             learner = fit_cocoop(clip, source, shots, seed, cocoop_config, cache_dir).learner
             for task in everything:
@@ -313,7 +314,7 @@ def cross_dataset_sweep(clip: ClipBundle, source: TaskFeatures, targets: Sequenc
                                                      cocoop_config)
                 classifier.eval()
                 rows.append(dict(method=method, seed=seed, task=task.name,
-                                 accuracy=100 * cocoop_accuracy(classifier, task.test, cocoop_config.eval_batch_size)))
+                                 accuracy=100 * score(classifier, task.test)))
     return pd.DataFrame(rows, columns=["method", "seed", "task", "accuracy"])
 
 
@@ -400,8 +401,8 @@ def recipe_search(clip: ClipBundle, tasks: Sequence[TaskFeatures], candidates: M
         result = fit_cocoop(clip, base, shots, seed, config)
         moved = build_cocoop_classifier(clip, result.learner.with_classnames(clip, new.classnames), config).eval()
         rows.append(dict(candidate=name, task=task.name, seed=seed,
-                         base_val=100 * cocoop_accuracy(result.classifier, base.val),
-                         new_val=100 * cocoop_accuracy(moved, new.val)))
+                         base_val=100 * score(result.classifier, base.val),
+                         new_val=100 * score(moved, new.val)))
     return pd.DataFrame(rows)
 
 

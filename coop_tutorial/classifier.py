@@ -87,8 +87,8 @@ class CoOpClassifier(nn.Module):
         ``text_features`` ``(n_cls, embed_dim)`` can be passed to reuse one text pass for several batches.
         """
         if text_features is None:
-            text_features = self.text_features()
-        image_features = F.normalize(image_features.to(text_features.dtype), dim=-1)
+            text_features = self.text_features()  # one text pass, however many images
+        image_features = F.normalize(image_features.to(text_features.device, text_features.dtype), dim=-1)
         return self.logit_scale.exp() * image_features @ text_features.t()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

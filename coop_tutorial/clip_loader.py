@@ -22,9 +22,10 @@ from torchvision import transforms as T
 
 from coop_tutorial import safe_load
 
-ASSETS_DIR = Path(__file__).parent / "assets"
-EMBEDDED_MODELS = {"tiny": ASSETS_DIR / "tiny_clip.safetensors"}
-EMBEDDED_CONFIGS = {"tiny": ASSETS_DIR / "tiny_clip.json"}
+from .embedded.weights import (EMBEDDED_MODELS, build_embedded_model, embedded_model_config, load_embedded_state,
+                               read_embedded_checkpoint)
+from .validation import check_finite
+
 
 # CoOp papers and the OpenAI repo name backbones "ViT-B/16"; open_clip writes "ViT-B-16".
 _ALIASES = {"ViT-B/32": "ViT-B-32", "ViT-B/16": "ViT-B-16", "ViT-L/14": "ViT-L-14"}
@@ -267,29 +268,9 @@ def _open_clip_from_file(name: str, path: Path, device: torch.device) -> open_cl
     return model.to(device)
 
 
-def check_finite(state: dict, path: Union[str, Path]) -> None:
-    """Refuse weights holding NaN or infinity, naming the tensors: such a model predicts one class everywhere."""
-    bad = [k for k, v in state.items() if torch.is_floating_point(v) and not torch.isfinite(v).all()]
-    if bad:
-        raise ValueError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}); the "
-                         f"file is damaged. Download or recreate it.")
-
-
 def _image_size(model) -> int:
     size = model.visual.image_size
     return int(size[0] if isinstance(size, (tuple, list)) else size)
-
-
-def embedded_model_config(name: str = "tiny") -> dict:
-    """The open_clip-style JSON config of an embedded model (architecture, transforms)."""
-    return json.loads(EMBEDDED_CONFIGS[name].read_text())
-
-
-def build_embedded_model(config: dict) -> open_clip.CLIP:
-    """A randomly initialised CLIP of an embedded architecture (what pretraining starts from)."""
-    return open_clip.CLIP(embed_dim=config["embed_dim"],
-                          vision_cfg=open_clip.CLIPVisionCfg(**config["vision_cfg"]),
-                          text_cfg=open_clip.CLIPTextCfg(**config["text_cfg"]))
 
 
 def _load_embedded(name: str, pretrained, device: torch.device) -> ClipBundle:
@@ -305,7 +286,7 @@ def _load_embedded(name: str, pretrained, device: torch.device) -> ClipBundle:
     model = build_embedded_model(config)
     trained_ids = None
     if state is not None:
-        trained_ids = _load_embedded_state(model, state, path)
+        trained_ids = load_embedded_state(model, state, path)
     model = model.to(device)
     pre = config.get("preprocess", {})
     eval_tf, train_tf = build_transforms(_image_size(model), pre.get("mean", OPENAI_MEAN),
@@ -313,85 +294,6 @@ def _load_embedded(name: str, pretrained, device: torch.device) -> ClipBundle:
     tokenizer = open_clip.SimpleTokenizer(context_length=config["text_cfg"]["context_length"])
     return _finish(model, eval_tf, train_tf, tokenizer, name, None if pretrained is None else str(pretrained),
                    device, trained_ids, meta)
-
-
-def _load_embedded_state(model: open_clip.CLIP, state: dict, path: Path) -> torch.Tensor:
-    """Load an embedded checkpoint's tensors into ``model`` (built from its config); return the trained token ids.
-
-    A file whose tensors do not fit its own config (edited, truncated, or another model's weights under an
-    embedded header) is refused here with the tensors that differ, not with torch's long size-mismatch dump.
-    """
-    state = dict(state)
-    for key in ("trained_token_ids", "token_embedding.compact"):
-        if key not in state:
-            raise ValueError(f"{path} has no {key!r} tensor, which every checkpoint written by "
-                             f"`python -m coop_tutorial.pretrain` has; recreate it with that command.")
-    trained_ids = state.pop("trained_token_ids").long()
-    vocab_size = model.token_embedding.weight.shape[0]
-    compact = state.get("token_embedding.compact")
-    if trained_ids.dim() != 1 or (trained_ids.numel() and not 0 <= int(trained_ids.min()) <= int(trained_ids.max())
-                                  < vocab_size) or compact is None or compact.shape[0] != trained_ids.numel():
-        raise ValueError(f"{path}: its token table is damaged (trained_token_ids do not index a {vocab_size}-token "
-                         f"vocabulary, or do not match token_embedding.compact). Reinstall coop-tutorial for the "
-                         f"shipped weights, or recreate them with `python -m coop_tutorial.pretrain`.")
-    state["token_embedding.weight"] = _expand_token_table(state.pop("token_embedding.compact"), trained_ids,
-                                                          model.token_embedding.weight.shape[0])
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} (config wants {tuple(expected[k].shape)})"
-             for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
-                 f"wrong shapes {wrong[:3]}" if wrong else ""]
-        raise ValueError(f"{path}: its weights do not fit the architecture in its own 'config' header "
-                         f"({'; '.join(p for p in parts if p)}). The file was edited or mixes two models; "
-                         f"recreate it with `python -m coop_tutorial.pretrain` (or --resave the original).")
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    return trained_ids
-
-
-def _expand_token_table(compact: torch.Tensor, trained_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """Rebuild the full (vocab_size, width) token table from the rows seen in pretraining.
-
-    Rows never seen in pretraining would be random noise; they are set to the mean trained row instead, so
-    a word the corpus never used reads as a neutral, uninformative token rather than a random direction.
-    """
-    compact = compact.float()
-    full = compact.mean(0, keepdim=True).repeat(vocab_size, 1)
-    full[trained_ids] = compact
-    return full
-
-
-def read_embedded_checkpoint(path: Union[str, Path]) -> tuple[dict, dict, dict]:
-    """(config, state dict, metadata) of an embedded-model safetensors file, checked before use.
-
-    A damaged file (truncated, flipped bytes, unreadable JSON header, NaN weights) is refused with what is
-    wrong and how to get a good copy, instead of a raw ``SafetensorError`` or a model that predicts one class.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; pass the embedded checkpoint file (.safetensors) inside it.")
-    remedy = ("Reinstall coop-tutorial for the shipped weights, or recreate them with "
-              "`python -m coop_tutorial.pretrain --out <file>`.")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable safetensors file ({exc}); it is damaged or not a "
-                         f"checkpoint. {remedy}") from exc
-    if "config" not in header:
-        raise ValueError(f"{path} is not an embedded coop-tutorial checkpoint (no 'config' in its metadata).")
-    try:
-        config = json.loads(header["config"])
-        meta = json.loads(header.get("metadata", "{}"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: its metadata header is not valid JSON ({exc}). {remedy}") from exc
-    check_finite(state, path)
-    return config, state, meta
 
 
 def _finish(model, eval_tf, train_tf, tokenizer, name, pretrained, device, trained_ids, meta) -> ClipBundle:

@@ -212,7 +212,8 @@ class CoCoOpClassifier(nn.Module):
 
         Without gradients (evaluation, e.g. ``ct.evaluate`` with its batches of 1000) the images go through in
         groups of at most ``EVAL_PAIRS`` (image, class) prompts, so memory stays bounded."""
-        image_features = F.normalize(image_features.to(self.prompt_learner.ctx.dtype), dim=-1)
+        ctx = self.prompt_learner.ctx
+        image_features = F.normalize(image_features.to(ctx.device, ctx.dtype), dim=-1)
         step = max(1, EVAL_PAIRS // self.prompt_learner.n_cls)
         if not torch.is_grad_enabled() and image_features.shape[0] > step:
             return torch.cat([self.logits_from_features(image_features[s:s + step])
@@ -304,7 +305,6 @@ class CoCoOpConfig:
     eval_every: int = 1
     log_every: int = 0
     feature_batch_size: int = 64
-    eval_batch_size: int = 64  # images per logits call when evaluating (their prompts run together)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -316,9 +316,6 @@ class CoCoOpConfig:
         from .training import CoOpConfig
 
         check_official_layout(self.csc, self.class_token_position)
-        if isinstance(self.eval_batch_size, bool) or not isinstance(self.eval_batch_size, int) \
-                or self.eval_batch_size < 1:
-            raise ValueError(f"CoCoOpConfig.eval_batch_size must be an integer >= 1, got {self.eval_batch_size!r}.")
         shared = {f.name for f in fields(CoOpConfig)}
         try:  # every field CoOp has too is checked by CoOp's rules, with this class's name in the message
             CoOpConfig(**{k: v for k, v in asdict(self).items() if k in shared})
@@ -382,29 +379,10 @@ def train_cocoop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
     optimizer = _build_optimizer(learner, config)
 
     history, train_features, val_features, encode_seconds = run_training(
-        clip, classifier, learner, optimizer, generator, train_set, val_set, names, config, callbacks, "CoCoOp",
-        lambda model, features: cocoop_accuracy(model, features, config.eval_batch_size))
+        clip, classifier, learner, optimizer, generator, train_set, val_set, names, config, callbacks, "CoCoOp")
     result = CoCoOpResult(learner, classifier, history, config, train_features, val_features, encode_seconds)
     _emit(callbacks, "on_train_end", result)
     return result
-
-
-def cocoop_logits(classifier: CoCoOpClassifier, features: Union[FeatureSet, torch.Tensor],
-                  batch_size: int = 64) -> torch.Tensor:
-    """Logits ``(N, n_cls)`` on the first view of ``features`` (or a ``(N, D)`` tensor), ``batch_size`` images at a
-    time: each image has its own prompts, so there is no text pass to share across batches as for CoOp."""
-    matrix = features.view(0) if isinstance(features, FeatureSet) else features
-    device = classifier.logit_scale.device
-    with torch.no_grad():
-        chunks = [classifier.logits_from_features(matrix[s:s + batch_size].to(device)).float().cpu()
-                  for s in range(0, matrix.shape[0], batch_size)]
-    return torch.cat(chunks) if chunks else torch.empty(0, classifier.prompt_learner.n_cls)
-
-
-def cocoop_accuracy(classifier: CoCoOpClassifier, features: FeatureSet, batch_size: int = 64) -> float:
-    """Accuracy in [0, 1] of ``classifier`` on the first view of ``features``."""
-    logits = cocoop_logits(classifier, features, batch_size)
-    return float((logits.argmax(1) == features.labels).float().mean()) if logits.numel() else 0.0
 
 
 # -------------------------------------------------------------------------------------------- checkpoints

@@ -1,9 +1,12 @@
 """Accuracy, per-class accuracy and confusion matrices for any classifier of this package, and the
 mean +- std over seeds that the paper reports.
 
-A classifier here is anything with ``logits_from_features(features (B, D)) -> (B, n_cls)``: a
-``CoOpClassifier``, a ``ZeroShotClassifier`` or a ``LinearProbe``. Data is a FeatureSet, a
-``(features, labels)`` pair, or an image dataset (encoded with the eval transform first).
+A classifier here is anything with ``logits_from_features(features (N, D)) -> (N, n_cls)``, the one protocol
+every classifier of the package follows (``ZeroShotClassifier``, ``LinearProbe``, ``CoOpClassifier``,
+``CoCoOpClassifier``): it takes features on any device, of any batch size, and bounds its own memory (CoOp runs
+its text pass once; CoCoOp, whose prompts depend on each image, goes in groups). ``score`` is the one accuracy
+every sweep, report, notebook and training loop uses. Data is a FeatureSet, a ``(features, labels)`` pair, or an
+image dataset (encoded with the eval transform first).
 """
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
 from .features import FeatureSet, check_labels, encode_dataset
 from .validation import check_features, check_same_classes
@@ -40,31 +42,25 @@ class EvalResult:
                             columns=pd.Index(self.classnames, name="predicted"))
 
 
-def predict_logits(classifier: Any, data: Data, clip: Optional[ClipBundle] = None,
-                   batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(logits (N, n_cls), labels (N,))`` of ``classifier`` on ``data`` (first view of a FeatureSet)."""
+def predict_logits(classifier: Any, data: Data, clip: Optional[ClipBundle] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits (N, n_cls), labels (N,))`` of ``classifier`` on ``data`` (first view of a FeatureSet), on the CPU."""
     features, labels = _features(classifier, data, clip)
-    text = None
     with torch.no_grad():
-        if isinstance(classifier, CoOpClassifier):
-            text = classifier.text_features()  # one text pass for every batch
-        device = text.device if text is not None else getattr(getattr(classifier, "logit_scale", None), "device", "cpu")
-        chunks = []
-        for start in range(0, features.shape[0], batch_size):
-            batch = features[start:start + batch_size].to(device)
-            logits = classifier.logits_from_features(batch, text) if text is not None else \
-                classifier.logits_from_features(batch)
-            chunks.append(logits.float().cpu())
-    logits = torch.cat(chunks) if chunks else torch.empty(0, 0)
+        logits = classifier.logits_from_features(features).float().cpu()
     if logits.numel():
         check_labels(labels, range(logits.shape[1]))
     return logits, labels
 
 
-def evaluate(classifier: Any, data: Data, clip: Optional[ClipBundle] = None, batch_size: int = 1000,
+def score(classifier: Any, data: Data, clip: Optional[ClipBundle] = None) -> float:
+    """Accuracy in [0, 1] of ``classifier`` on ``data`` (NaN for no data): the one scoring function of the package."""
+    return accuracy(*predict_logits(classifier, data, clip))
+
+
+def evaluate(classifier: Any, data: Data, clip: Optional[ClipBundle] = None,
              classnames: Optional[Sequence[str]] = None) -> EvalResult:
     """Accuracy, per-class accuracy and confusion matrix of ``classifier`` on ``data``."""
-    logits, labels = predict_logits(classifier, data, clip, batch_size)
+    logits, labels = predict_logits(classifier, data, clip)
     n_classes = logits.shape[1]
     names = list(classnames or getattr(classifier, "classnames", None) or [str(i) for i in range(n_classes)])
     predictions = logits.argmax(dim=1)

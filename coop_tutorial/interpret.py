@@ -23,10 +23,10 @@ import torch.nn.functional as F
 
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
+from .evaluation import score
 from .prompt_learner import PromptLearner
 from .sweeps import _accuracy
 from .task_features import TaskFeatures
-from .training import features_accuracy
 from .zero_shot import zero_shot_classifier
 
 Context = Union[PromptLearner, torch.Tensor]
@@ -230,7 +230,7 @@ def transplant_table(clip: ClipBundle, contexts: dict, tasks: Sequence[TaskFeatu
     """
     table = {}
     for source, learner in contexts.items():
-        table[source] = {task.name: 100 * features_accuracy(
+        table[source] = {task.name: 100 * score(
             CoOpClassifier(clip, learner.with_classnames(clip, task.classnames)), task.test) for task in tasks}
     table["zero-shot"] = {task.name: 100 * _accuracy(zero_shot_classifier(clip, task.classnames, task.templates[0]),
                                                      task.test) for task in tasks}

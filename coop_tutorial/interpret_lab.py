@@ -36,9 +36,9 @@ from tqdm.auto import tqdm
 from ._text import token_ids
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
-from .evaluation import evaluate
+from .evaluation import evaluate, predict_logits
 from .features import FeatureSet
-from .prompt_learner import PromptLearner
+from .prompt_learner import PromptLearner, arrange
 from .training import CoOpConfig, train_coop
 from .zero_shot import zero_shot_classifier
 
@@ -192,15 +192,14 @@ class ContextScorer:
         with torch.no_grad():
             return classifier.text_features().float().cpu()
 
-    def predictions(self, ctx: Context, features: Optional[FeatureSet] = None, batch_size: int = 4096) -> torch.Tensor:
+    def predictions(self, ctx: Context, features: Optional[FeatureSet] = None) -> torch.Tensor:
         """Predicted class ``(N,)`` of every image of ``features`` (default: the scorer's)."""
         features = features if features is not None else self.features
         if features is None:
             raise ValueError("No image features: pass features=... (a FeatureSet, e.g. task.test).")
-        text = self.text_features(ctx)
-        images = features.view(0).cpu()
-        return torch.cat([(F.normalize(images[s:s + batch_size].float(), dim=-1) @ text.t()).argmax(1)
-                          for s in range(0, images.shape[0], batch_size)])
+        self._load(ctx)
+        logits, _ = predict_logits(self.classifier, (features.view(0), features.labels))
+        return logits.argmax(1)
 
     def correct(self, ctx: Context, features: Optional[FeatureSet] = None) -> torch.Tensor:
         """Per-image correctness ``(N,)`` (bool)."""
@@ -445,12 +444,7 @@ class DiscretePrompt:
 
 
 def _template(words: Sequence[str], position: str) -> str:
-    half = len(words) // 2
-    if position == "end":
-        return " ".join([*words, "{}."])
-    if position == "middle":
-        return " ".join([*words[:half], "{}", *words[half:]]) + "."
-    return " ".join(["{}", *words]) + "."
+    return " ".join(arrange(position, words, ["{}"])) + "."
 
 
 def _splits(dataset: Any, val: Optional[FeatureSet]) -> tuple[FeatureSet, FeatureSet]:

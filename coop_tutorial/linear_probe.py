@@ -17,6 +17,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+from .evaluation import accuracy
 from .features import FeatureSet, check_labels
 
 COARSE_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
@@ -47,12 +48,6 @@ class LinearProbe:
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """Predicted labels ``(B,)`` for features ``(B, embed_dim)``."""
         return self.logits_from_features(features).argmax(dim=1)
-
-    def accuracy(self, data: Data) -> float:
-        """Accuracy in [0, 1] on a FeatureSet (first view) or a ``(features, labels)`` pair."""
-        x, y = _unpack(data, all_views=False)
-        return float((self.predict(x) == y).float().mean())
-
 
 def fit_linear_probe(train: Data, val: Optional[Data] = None, C: Optional[float] = None, n_steps: int = 8,
                      max_iter: int = 1000, n_classes: Optional[int] = None) -> LinearProbe:
@@ -86,7 +81,7 @@ def fit_linear_probe(train: Data, val: Optional[Data] = None, C: Optional[float]
         # The bisection keeps one end of its interval from the previous round: fit each C once.
         if c not in fitted:
             model = _fit(x, y, c, max_iter, normalised=True)
-            acc = float((torch.as_tensor(model.predict(xv)) == yv).float().mean())
+            acc = accuracy(torch.as_tensor(model.predict(xv)), yv)
             search.append((c, acc))
             fitted[c] = (acc, model)
         return fitted[c]
@@ -113,7 +108,7 @@ def _fit(x, y: torch.Tensor, C: float, max_iter: int, normalised: bool = False) 
 
 
 def _normalise(features) -> np.ndarray:
-    x = torch.as_tensor(features, dtype=torch.float32)
+    x = torch.as_tensor(features, dtype=torch.float32).cpu()
     return torch.nn.functional.normalize(x, dim=-1).numpy()
 
 

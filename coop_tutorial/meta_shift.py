@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .cocoop import CoCoOpClassifier, CoCoOpPromptLearner, cocoop_logits
+from .cocoop import CoCoOpClassifier, CoCoOpPromptLearner
+from .evaluation import predict_logits
 from .features import FeatureSet
 
 if TYPE_CHECKING:  # widgets imports ipywidgets; only the figure path needs it at run time
@@ -53,9 +54,10 @@ def mean_shift_norm(learner: CoCoOpPromptLearner, features: FeatureSet) -> float
         return float(learner.shifts(features.view(0).to(learner.ctx.device)).float().mean(0).norm())
 
 
-def correct_vector(classifier: CoCoOpClassifier, features: FeatureSet, batch_size: int = 64) -> torch.Tensor:
+def correct_vector(classifier: CoCoOpClassifier, features: FeatureSet) -> torch.Tensor:
     """``(N,)`` booleans: whether each image is classified correctly."""
-    return cocoop_logits(classifier, features, batch_size).argmax(1) == features.labels
+    logits, labels = predict_logits(classifier, features)
+    return logits.argmax(1) == labels
 
 
 class _ConstantShift(torch.nn.Module):

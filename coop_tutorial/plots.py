@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -17,9 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
 from .evaluation import mean_and_std
-
-if TYPE_CHECKING:  # imported for annotations only, to keep this module light
-    from .prompt_learner import PromptLearner
+from .prompt_learner import PromptLearner, arrange
 
 METHOD_COLOURS = {"zero_shot": "#7f7f7f", "linear_probe": "#1f77b4", "coop": "#d62728"}
 METHOD_LABELS = {"zero_shot": "zero-shot CLIP", "linear_probe": "linear probe", "coop": "CoOp"}
@@ -243,10 +241,9 @@ def _layout_cells(learner: "PromptLearner", class_index: int, padding: int,
         cls = [(tokenizer.decode([i]).strip() or "?", "class") for i in ids]
     else:
         cls = [(name if n_name == 1 else f"{name}\n({j + 1}/{n_name})", "class") for j in range(n_name)]
-    half = learner.n_ctx // 2
-    middle = {"end": ctx + cls, "middle": ctx[:half] + cls + ctx[half:], "front": cls + ctx}
     pad = [("0", "padding")] * padding
-    return [("SOS", "special")] + middle[learner.class_token_position] + [(".", "period"), ("EOS", "special")] + pad
+    return ([("SOS", "special")] + arrange(learner.class_token_position, ctx, cls) + [(".", "period"), ("EOS", "special")]
+            + pad)
 
 
 def token_layout(learners: Mapping[str, "PromptLearner"], class_index: int = 0, padding: int = 2,

@@ -22,11 +22,10 @@ from typing import Optional
 import open_clip
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from ._io import atomic_path
-from .clip_loader import EMBEDDED_CONFIGS, build_embedded_model
+from .embedded.weights import EMBEDDED_CONFIGS, build_embedded_model, resave, save_embedded_checkpoint
+from .text_encoder import TextEncoder
 from .validation import check_positive_int, check_seed
 from .embedded.corpus import CaptionStream
 
@@ -66,20 +65,6 @@ class PretrainConfig:
                     or value < 0 or (name == "lr" and not 0 < value <= 1):
                 raise ValueError(f"PretrainConfig.{name} must be a finite number "
                                  f"{'in (0, 1]' if name == 'lr' else '>= 0'}, got {value!r}.")
-
-
-def encode_text_truncated(model: open_clip.CLIP, tokens: torch.Tensor) -> torch.Tensor:
-    """``model.encode_text`` run only up to the longest caption's end token.
-
-    Exact, because the causal mask stops any position from seeing later ones; cheaper because captions are
-    much shorter than the context length. Returns (B, embed_dim), not normalised.
-    """
-    length = int(tokens.argmax(dim=-1).max()) + 1
-    x = model.token_embedding(tokens[:, :length]) + model.positional_embedding[:length]
-    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-    x = model.ln_final(x)
-    x = x[torch.arange(x.shape[0]), tokens[:, :length].argmax(dim=-1)]
-    return x @ model.text_projection
 
 
 def normalise_images(images: torch.Tensor, config: dict) -> torch.Tensor:
@@ -130,6 +115,7 @@ def pretrain(cfg: PretrainConfig, out: Path, model_config_path: Path = EMBEDDED_
                            image_size=model_config["vision_cfg"]["image_size"])
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.workers,
                                          persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+    text_encoder = TextEncoder(model)  # runs each batch only up to its longest caption (exact: causal mask)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     seen_tokens = torch.zeros(model_config["text_cfg"]["vocab_size"], dtype=torch.bool)
     flip = torch.Generator().manual_seed(cfg.seed)
@@ -144,7 +130,7 @@ def pretrain(cfg: PretrainConfig, out: Path, model_config_path: Path = EMBEDDED_
         images[flipped] = images[flipped].flip(-1)
         seen_tokens[batch.tokens.unique()] = True
         image_features = F.normalize(model.encode_image(images), dim=-1)
-        text_features = F.normalize(encode_text_truncated(model, batch.tokens), dim=-1)
+        text_features = F.normalize(text_encoder(model.token_embedding(batch.tokens), batch.tokens), dim=-1)
         logits = model.logit_scale.exp() * image_features @ text_features.T
         labels = torch.arange(logits.shape[0])
         loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
@@ -185,48 +171,6 @@ def _save_run(model: open_clip.CLIP, model_config: dict, seen_tokens: torch.Tens
         metadata["snapshot_of_run_steps"] = cfg.steps  # the lr had not finished its schedule here
     save_embedded_checkpoint(model, model_config, seen.nonzero().flatten(), metadata, out)
     _write_log(log, out)
-    return metadata
-
-
-# Weights are stored in fp16 (half the file; the package ships them) and loaded back as fp32.
-STORAGE_DTYPE = torch.float16
-
-
-def save_embedded_checkpoint(model: open_clip.CLIP, model_config: dict, trained_ids: torch.Tensor,
-                             metadata: dict, out: Path) -> None:
-    """Write the weights with a compact token table (only rows seen in training), in fp16, atomically."""
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    table = state.pop("token_embedding.weight")
-    state["token_embedding.compact"] = table[trained_ids].contiguous()
-    state.pop("attn_mask", None)
-    _write_state(state, trained_ids, model_config, metadata, out)
-
-
-def _write_state(state: dict, trained_ids: torch.Tensor, model_config: dict, metadata: dict, out: Path) -> None:
-    state = {k: (v.to(STORAGE_DTYPE) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-    state["trained_token_ids"] = trained_ids.to(torch.int32)
-    metadata = {**metadata, "storage_dtype": str(STORAGE_DTYPE).replace("torch.", "")}
-    with atomic_path(out) as tmp:
-        save_file(state, str(tmp), metadata={"config": json.dumps(model_config), "metadata": json.dumps(metadata)})
-
-
-def resave(checkpoint: Path, out: Path) -> dict:
-    """Rewrite an embedded checkpoint in the current storage format (fp16), weights otherwise unchanged.
-
-    For a checkpoint trained before the format changed: its metadata (seed, steps, duration, commit of the
-    training run) is kept and ``resaved_from`` records the sha1 of the file it came from.
-    """
-    import hashlib
-
-    from .clip_loader import _load_embedded_state, build_embedded_model, read_embedded_checkpoint
-
-    config, state, metadata = read_embedded_checkpoint(checkpoint)
-    _load_embedded_state(build_embedded_model(config), state, Path(checkpoint))  # refuse what would not load
-    trained_ids = state.pop("trained_token_ids")
-    digest = hashlib.sha1(Path(checkpoint).read_bytes()).hexdigest()
-    metadata = {**metadata, "resaved_from": {"sha1": digest, "storage_dtype": str(
-        next(v for v in state.values() if v.is_floating_point()).dtype).replace("torch.", "")}}
-    _write_state(state, trained_ids, config, metadata, out)
     return metadata
 
 

@@ -25,6 +25,21 @@ from .clip_loader import ClipBundle, warn_if_untrained, weights_fingerprint
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
 
+def arrange(position: str, context: Sequence, name: Sequence) -> list:
+    """The context items and the class-name items in ``position``'s order: ``end`` puts the name after the
+    context, ``middle`` after its first half (``M // 2`` items, as the official code), ``front`` before it. The one
+    place the three layouts are written; tensors' row orders, readable prompts and figures all call it."""
+    context, name, half = list(context), list(name), len(context) // 2
+    if position == "end":
+        return context + name
+    if position == "middle":
+        return context[:half] + name + context[half:]
+    if position == "front":
+        return name + context
+    raise ValueError(f"class_token_position must be one of {', '.join(repr(p) for p in CLASS_TOKEN_POSITIONS)}, "
+                     f"got {position!r}.")
+
+
 class PromptLearner(nn.Module):
     """Learnable context vectors plus the frozen token embeddings around them.
 
@@ -135,15 +150,13 @@ class PromptLearner(nn.Module):
         """
         if self.csc:
             return 1
-        return 1 + {"end": self.n_ctx, "middle": self.n_ctx // 2, "front": 0}[self.class_token_position]
+        return 1 + arrange(self.class_token_position, range(self.n_ctx), [None]).index(None)
 
     def layout_string(self, class_index: int = 0) -> str:
         """The prompt of one class as a readable layout, e.g. ``"[SOS] [V1] [V2] golden retriever . [EOS]"``."""
-        half = self.n_ctx // 2
         ctx = [f"[V{i + 1}]" for i in range(self.n_ctx)]
         name = [clean_classname(self.classnames[class_index])]
-        order = {"end": ctx + name, "middle": ctx[:half] + name + ctx[half:], "front": name + ctx}
-        return " ".join(["[SOS]"] + order[self.class_token_position] + [".", "[EOS]"])
+        return " ".join(["[SOS]"] + arrange(self.class_token_position, ctx, name) + [".", "[EOS]"])
 
     def with_classnames(self, clip: ClipBundle, classnames: Sequence[str]) -> "PromptLearner":
         """A learner for other class names that reuses this (unified) context.
@@ -195,14 +208,8 @@ def _layout_index(position: str, n_ctx: int, name_lens: Sequence[int], context_l
     """
     rows = []
     for name_len in name_lens:
-        ctx = list(range(1, 1 + n_ctx))
-        cls = list(range(1 + n_ctx, 1 + n_ctx + name_len))
+        ctx = range(1, 1 + n_ctx)
+        cls = range(1 + n_ctx, 1 + n_ctx + name_len)
         rest = list(range(1 + n_ctx + name_len, context_length))
-        if position == "end":
-            middle = ctx + cls
-        elif position == "middle":
-            middle = ctx[:n_ctx // 2] + cls + ctx[n_ctx // 2:]
-        else:  # front
-            middle = cls + ctx
-        rows.append([0] + middle + rest)
+        rows.append([0] + arrange(position, ctx, cls) + rest)
     return torch.tensor(rows, dtype=torch.long)

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .clip_loader import read_embedded_checkpoint
+from .embedded.weights import read_embedded_checkpoint
+from .evaluation import score
 from .prompt_study import prompt_table
 from .sweeps import fit_coop
-from .training import features_accuracy
 from .validation import MAX_SEED
 from .worlds import use_world
 
@@ -36,7 +36,7 @@ def run(task: str = "patterns", shots: int = 16, seed: int = 1, world: str = "em
         print(f"  {accuracy:5.1f}%  {template!r}")
     config = setup.recipe()(shots, dataset=task)  # the embedded preset, or the paper's recipe for this dataset
     result = fit_coop(clip, features, shots, seed, config)
-    coop = 100 * features_accuracy(result.classifier, features.test)
+    coop = 100 * score(result.classifier, features.test)
     print(f"\nCoOp, {shots} shots per class, 16 learned context vectors: {coop:5.1f}%  "
           f"({coop - prompts.max():+.1f} points over the best hand-written prompt)")
     print(f"done in {time.time() - start:.0f} s")

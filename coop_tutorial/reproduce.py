@@ -250,7 +250,8 @@ def _draws(spec: RunSpec, world):
 def _run(spec: RunSpec, world, clip, shared: dict, out_dir: str) -> dict:
     from .checkpoint import save_context
     from .classifier import CoOpClassifier
-    from .training import features_accuracy, train_coop
+    from .evaluation import score
+    from .training import train_coop
 
     config = _config(spec, world)
     targets = [spec.dataset]
@@ -266,7 +267,7 @@ def _run(spec: RunSpec, world, clip, shared: dict, out_dir: str) -> dict:
             classifier = CoOpClassifier(result.classifier.clip, result.learner.with_classnames(
                 result.classifier.clip, test["classnames"]))
             classifier.eval()
-        accuracies[name] = 100 * features_accuracy(classifier, test["features"])
+        accuracies[name] = 100 * score(classifier, test["features"])
     save_context(result_path(out_dir, spec).with_suffix(".safetensors"), result,
                  extra={"spec": spec.settings(), "accuracy": accuracies})
     last = result.history[-1]

@@ -17,11 +17,12 @@ from tqdm.auto import tqdm
 from .checkpoint import save_context
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
+from .evaluation import score
 from .features import FeatureSet
 from .linear_probe import LinearProbe, fit_linear_probe
 from .run_cache import coop_cache_path, load_cached_result
 from .task_features import TaskFeatures
-from .training import CoOpConfig, TrainResult, features_accuracy, train_coop
+from .training import CoOpConfig, TrainResult, train_coop
 from .zero_shot import zero_shot_classifier
 
 DEFAULT_SHOTS = (1, 2, 4, 8, 16)
@@ -111,11 +112,10 @@ def shot_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: Sequence[
     jobs = [(t, m, k, s) for t in tasks for m in methods for k in shots for s in seeds]
     for task, method, k, seed in tqdm(jobs, desc="shot sweep", disable=not progress):
         if method == "linear_probe":
-            accuracy = fit_probe(task, k, seed).accuracy(task.test)
+            accuracy = score(fit_probe(task, k, seed), task.test)
         else:
-            accuracy = features_accuracy(fit_coop(clip, task, k, seed,
-                                                  final_val_only(recipe_config(config, k, task.name)),
-                                                  cache_dir).classifier, task.test)
+            accuracy = score(fit_coop(clip, task, k, seed, final_val_only(recipe_config(config, k, task.name)),
+                                      cache_dir).classifier, task.test)
         rows.append(dict(task=task.name, method=method, shots=k, seed=seed, accuracy=100 * accuracy))
     return pd.DataFrame(rows)
 
@@ -168,7 +168,7 @@ def shift_table(clip: ClipBundle, source: TaskFeatures, targets: dict[str, Featu
         probe = fit_probe(source, shots, seed)
         coop = fit_coop(clip, source, shots, seed, config, cache_dir)
         probe_rows.append({n: 100 * _probe_accuracy(probe, f, columns.get(n)) for n, f in sets.items()})
-        coop_rows.append({n: 100 * features_accuracy(
+        coop_rows.append({n: 100 * score(
             coop.classifier if columns.get(n) is None else CoOpClassifier(
                 clip, coop.learner.with_classnames(clip, list(f.classnames))), f) for n, f in sets.items()})
     table["linear_probe"] = pd.DataFrame(probe_rows).mean().to_dict()
@@ -179,7 +179,7 @@ def shift_table(clip: ClipBundle, source: TaskFeatures, targets: dict[str, Featu
 def _probe_accuracy(probe: LinearProbe, features: FeatureSet, columns: Optional[list[int]]) -> float:
     """The probe's accuracy, its scores restricted to ``columns`` (the source labels of a subset's classes)."""
     if columns is None:
-        return probe.accuracy(features)
+        return score(probe, features)
     with torch.no_grad():
         logits = probe.logits_from_features(features.view(0))[:, columns]
     return float((logits.argmax(1) == features.labels).float().mean())
@@ -224,7 +224,7 @@ def design_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], variants: Opti
         result = fit_coop(clip, task, shots, seed,
                           final_val_only(recipe_config(config, shots, task.name).replace(**overrides)), cache_dir)
         rows.append(dict(task=task.name, variant=name, shots=shots, seed=seed,
-                         accuracy=100 * features_accuracy(result.classifier, task.test)))
+                         accuracy=100 * score(result.classifier, task.test)))
     order = {name: i for i, name in enumerate(variants)}
     frame = pd.DataFrame(rows, columns=["task", "variant", "shots", "seed", "accuracy"])
     return frame.sort_values(["variant", "task", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c,

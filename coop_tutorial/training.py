@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .classifier import CoOpClassifier
+from .evaluation import score
 from .clip_loader import ClipBundle
 from .features import AugmentedViews, FeatureSet, check_labels, encode_dataset
 from .few_shot import dataset_labels
@@ -54,12 +55,8 @@ PAPER_EPOCHS = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}
 
 # Preset for the embedded tiny CLIP. SGD at 0.002 barely moves the context (the tiny model's logit scale is ~20,
 # not CLIP's 100, so gradients are 5x smaller); Adam learns it. The paper's epoch counts are kept: an epoch of
-# 16 shots of 4-10 classes is only 2-5 steps, and the 20 epochs tried first left CoOp under-trained. No warm-up
-# epoch with Adam. `python -m coop_tutorial.embedded.recipe_search` compares candidates on the validation splits
-# (never the test splits): on the shipped checkpoint, 16 shots, seeds 1-2, mean over its seven tasks, this
-# recipe scored 69.3%, twice the epochs 69.5%, 4 vectors 67.8% (69.5% with twice the epochs), lr 6e-3 68.6%.
-# It was kept: 0.2 points do not pay for doubling every notebook's training time. On an earlier checkpoint Adam
-# at 1e-2 over-shot (65.8%, against 71.5% at 3e-3 and 69.8% at 2e-3) and weight decay changed nothing.
+# 16 shots of 4-10 classes is only 2-5 steps. No warm-up epoch with Adam. How it was chosen, on validation splits
+# only, and what the alternatives scored: README, "The embedded world" (`python -m coop_tutorial.embedded.recipe_search`).
 EMBEDDED_RECIPE: dict[str, Any] = dict(optimizer="adam", lr=3e-3, momentum=0.9, weight_decay=0.0, batch_size=32,
                                        warmup_epochs=0, warmup_lr=1e-5, schedule="cosine", n_views=8)
 EMBEDDED_EPOCHS = dict(PAPER_EPOCHS)
@@ -251,8 +248,7 @@ def train_coop(clip: ClipBundle, train_set: Union[Dataset, FeatureSet],
     optimizer = _build_optimizer(learner, config)
 
     history, train_features, val_features, encode_seconds = run_training(
-        clip, classifier, learner, optimizer, generator, train_set, val_set, names, config, callbacks, "CoOp",
-        features_accuracy)
+        clip, classifier, learner, optimizer, generator, train_set, val_set, names, config, callbacks, "CoOp")
     result = TrainResult(learner, classifier, history, config, train_features, val_features, encode_seconds)
     _emit(callbacks, "on_train_end", result)
     return result
@@ -276,11 +272,10 @@ def training_classnames(train_set, val_set, classnames: Optional[Sequence[str]],
 def run_training(clip: ClipBundle, classifier: nn.Module, learner: nn.Module, optimizer: torch.optim.Optimizer,
                  generator: torch.Generator, train_set: Union[Dataset, FeatureSet],
                  val_set: Union[Dataset, FeatureSet, None], names: Sequence[str], config: Any,
-                 callbacks: Sequence[Callback], desc: str,
-                 score: Callable[[Any, FeatureSet], float]) -> tuple[list[dict], Optional[FeatureSet],
-                                                                      Optional[FeatureSet], float]:
+                 callbacks: Sequence[Callback], desc: str) -> tuple[list[dict], Optional[FeatureSet],
+                                                                    Optional[FeatureSet], float]:
     """The loop CoOp and CoCoOp share: encode (or not) the training views and the validation images, then per
-    epoch set the scheduled lr, run the batches, validate with ``score`` and report to the callbacks.
+    epoch set the scheduled lr, run the batches, validate (``evaluation.score``) and report to the callbacks.
 
     Returns ``(history, train_features, val_features, encode_seconds)``; ``classifier`` ends in eval mode.
     """
@@ -320,18 +315,6 @@ def run_training(clip: ClipBundle, classifier: nn.Module, learner: nn.Module, op
         _emit(callbacks, "on_epoch_end", record, learner)
     classifier.eval()
     return history, train_features, val_features, encode_seconds
-
-
-def features_accuracy(classifier: CoOpClassifier, features: FeatureSet, batch_size: int = 1000) -> float:
-    """Accuracy in [0, 1] of ``classifier`` on the first view of ``features`` (one text pass)."""
-    with torch.no_grad():
-        text = classifier.text_features()
-        device = text.device
-        correct = 0
-        for start in range(0, features.n_images, batch_size):
-            logits = classifier.logits_from_features(features.view(0)[start:start + batch_size].to(device), text)
-            correct += int((logits.argmax(1).cpu() == features.labels[start:start + batch_size]).sum())
-    return correct / max(features.n_images, 1)
 
 
 def precision_clip(clip: ClipBundle, precision: str) -> ClipBundle:

@@ -7,7 +7,8 @@ uint8 image, a NaN feature row or a classifier evaluated on another task's data 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -98,3 +99,11 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def check_finite(state: dict, path: Union[str, Path]) -> None:
+    """Refuse weights holding NaN or infinity, naming the tensors: such a model predicts one class everywhere."""
+    bad = [k for k, v in state.items() if torch.is_floating_point(v) and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}); the "
+                         f"file is damaged. Download or recreate it.")

@@ -99,7 +99,7 @@ class ZeroShotClassifier(nn.Module):
 
     def logits_from_features(self, image_features: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_cls)`` for image features ``(B, embed_dim)``."""
-        image_features = F.normalize(image_features.to(self.weights.dtype), dim=-1)
+        image_features = F.normalize(image_features.to(self.weights.device, self.weights.dtype), dim=-1)
         return self.logit_scale.exp() * image_features @ self.weights.t()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,8 @@ import torch
 from PIL import Image
 
 from coop_tutorial import load_clip
-from coop_tutorial.clip_loader import EMBEDDED_MODELS, embedded_model_config, build_embedded_model
-from coop_tutorial.pretrain import save_embedded_checkpoint
+from coop_tutorial.embedded.weights import (EMBEDDED_CONFIGS, EMBEDDED_MODELS, build_embedded_model, embedded_model_config,
+                                            read_embedded_checkpoint, resave, save_embedded_checkpoint)
 
 
 def test_tiny_loads_offline_and_encodes():
@@ -92,7 +92,6 @@ def test_pretrain_command_with_another_architecture(tmp_path):
     import json
 
     from coop_tutorial import pretrain
-    from coop_tutorial.clip_loader import EMBEDDED_CONFIGS
 
     config = json.loads(EMBEDDED_CONFIGS["tiny"].read_text())
     config["vision_cfg"]["width"] = 8
@@ -122,7 +121,7 @@ def test_pretrain_command_with_another_architecture(tmp_path):
     mixed = tmp_path / "mixed.safetensors"
     save_file(load_file(str(out)), str(mixed), metadata={**header, "config": EMBEDDED_CONFIGS["tiny"].read_text()})
     for attempt in (lambda: load_clip("tiny", pretrained=mixed),
-                    lambda: pretrain.resave(mixed, tmp_path / "never.safetensors")):
+                    lambda: resave(mixed, tmp_path / "never.safetensors")):
         with pytest.raises(ValueError, match=r"do not fit the architecture.*wrong shapes.*visual\.conv1\.weight"):
             attempt()
     assert not (tmp_path / "never.safetensors").exists()
@@ -137,7 +136,6 @@ def test_pretrain_command_with_another_architecture(tmp_path):
 def test_pretrain_snapshots_leave_loadable_checkpoints_along_the_way(tmp_path):
     # a long run stopped early still leaves checkpoints: every --snapshot-every steps, with the log so far
     from coop_tutorial import pretrain
-    from coop_tutorial.clip_loader import read_embedded_checkpoint
 
     out = tmp_path / "run.safetensors"
     pretrain.main(["--steps", "5", "--batch-size", "8", "--workers", "0", "--threads", "1",

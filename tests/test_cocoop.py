@@ -8,7 +8,7 @@ import coop_tutorial as ct
 from coop_tutorial.base_to_new import (base_to_new_summary, base_to_new_sweep, class_half, cross_dataset_sweep,
                                        cross_dataset_table, harmonic_mean)
 from coop_tutorial.meta_shift import meta_shift_table, shift_effect, shift_explorer, shift_summary
-from coop_tutorial.cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, cocoop_accuracy, load_cocoop,
+from coop_tutorial.cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, load_cocoop,
                                   save_cocoop, train_cocoop)
 from coop_tutorial.features import FeatureSet, encode_dataset
 from coop_tutorial.task_features import TaskFeatures
@@ -128,8 +128,6 @@ def test_bad_layouts_and_configs_are_reported(clip32):
         CoCoOpConfig(class_token_position="front")
     with pytest.raises(ValueError, match="CoCoOpConfig.lr"):
         CoCoOpConfig(lr=-1)
-    with pytest.raises(ValueError, match="CoCoOpConfig.eval_batch_size"):
-        CoCoOpConfig(eval_batch_size=0)
     with pytest.raises(ValueError, match="CoCoOpConfig"):
         train_cocoop(clip32, FeatureSet(torch.zeros(1, 2, clip32.embed_dim), torch.tensor([0, 1]), CLASSNAMES[:2]),
                      config=ct.CoOpConfig())
@@ -273,12 +271,12 @@ def test_meta_shift_analysis(clip32, make_dataset):
     meta_net = learner.meta_net
     effect = shift_effect(classifier, task.test)
     assert learner.meta_net is meta_net  # restored after the constant-shift passes
-    assert effect["correct"].mean() == pytest.approx(cocoop_accuracy(classifier, task.test))
+    assert effect["correct"].mean() == pytest.approx(ct.score(classifier, task.test))
     # The no-shift column is CoCoOp's ctx used as a plain CoOp context.
     coop = ct.CoOpClassifier(clip32, ct.PromptLearner(clip32, CLASSNAMES, n_ctx=4))
     with torch.no_grad():
         coop.prompt_learner.ctx.copy_(learner.ctx)
-    assert effect["correct_no_shift"].mean() == pytest.approx(ct.training.features_accuracy(coop, task.test))
+    assert effect["correct_no_shift"].mean() == pytest.approx(ct.score(coop, task.test))
 
 
 def test_bench_cocoop_smoke(capsys, single_thread):

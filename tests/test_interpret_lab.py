@@ -12,7 +12,6 @@ import coop_tutorial as ct
 from coop_tutorial import interpret_lab as lab
 from coop_tutorial.sweeps import fit_coop
 from coop_tutorial.task_features import encode_task
-from coop_tutorial.training import features_accuracy
 from conftest import FakeImages, make_clip
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -84,7 +83,7 @@ def test_mean_token_embedding_and_initial_context(clip32, task):
 def test_scorer_matches_the_classifier_and_leaves_the_learner_alone(clip32, task, learned):
     before = learned.ctx.detach().clone()
     scorer = lab.ContextScorer(clip32, learned, task.test)
-    expected = 100 * features_accuracy(ct.CoOpClassifier(clip32, learned), task.test)
+    expected = 100 * ct.score(ct.CoOpClassifier(clip32, learned), task.test)
     assert scorer.accuracy(learned) == pytest.approx(expected)
     scorer.accuracy(torch.zeros_like(before))
     assert torch.equal(learned.ctx.detach(), before)

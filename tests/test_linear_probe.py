@@ -24,7 +24,7 @@ def test_search_follows_coop_and_generalises():
     # coming back as a midpoint) is not fitted again: 7 + 2 + 0 + 1
     assert len(set(tried)) == len(tried) == 10
     assert probe.C in tried and probe.val_accuracy == max(a for c, a in probe.search if c == probe.C)
-    assert probe.accuracy(test) > 0.9
+    assert ct.score(probe, test) > 0.9
     again = ct.fit_linear_probe(train, val, n_steps=3)
     assert again.C == probe.C and torch.equal(again.predict(test[0]), probe.predict(test[0]))
 
@@ -50,5 +50,5 @@ def test_on_encoded_features_and_evaluate(clip32, make_dataset):
     train = ct.encode_dataset(clip32, make_dataset(per_class=3), progress=False)
     probe = ct.fit_linear_probe(train, train, n_steps=1)
     result = ct.evaluate(probe, train)
-    assert result.accuracy == pytest.approx(probe.accuracy(train))
+    assert result.accuracy == pytest.approx(ct.score(probe, train))
     assert probe.classnames == train.classnames

@@ -1,4 +1,4 @@
-"""The real-world code paths (issue 11), on a small random CLIP and fake tasks: shifted sets with a subset of the
+"""The real-world code paths, on a small random CLIP and fake tasks: shifted sets with a subset of the
 source's classes, encoding only the drawn shots (cached on disk), the recipe per dataset with no hidden default,
 the official ImageNet ensemble, notebook parameters, claims that know their world, and self-describing random
 checkpoints."""
@@ -99,9 +99,8 @@ def test_shift_table_rebuilds_prompts_for_a_subset_of_classes(clip32):
     # CoOp on the subset: the learned context, prompts rebuilt for the subset's names (what the official code does)
     coop = fit_coop(clip32, source, 2, 1, quick(2))
     rebuilt = ct.CoOpClassifier(clip32, coop.learner.with_classnames(clip32, ["star", "circle"]))
-    from coop_tutorial.training import features_accuracy
 
-    assert table.loc["coop", "subset"] == pytest.approx(100 * features_accuracy(rebuilt, target))
+    assert table.loc["coop", "subset"] == pytest.approx(100 * ct.score(rebuilt, target))
     zero = ct.zero_shot_classifier(clip32, ["star", "circle"], source.templates[0])
     assert table.loc["zero_shot", "subset"] == pytest.approx(100 * ct.evaluate(zero, target).accuracy)
     probe = sweeps.fit_probe(source, 2, 1)

@@ -28,12 +28,12 @@ from coop_tutorial import clip_loader, pretrain, quickstart, safe_load
 from coop_tutorial.datasets import registry
 from coop_tutorial.datasets.base import DatasetLayoutError
 from coop_tutorial.validation import UnnormalisedImagesWarning
-from coop_tutorial.embedded import report
+from coop_tutorial.embedded import report, weights
 from _network_guard import no_network  # noqa: F401 (autouse fixture)
 from conftest import CLASSNAMES, FakeImages, make_clip
 from fake_datasets import make_dtd, write_image
 
-TINY = clip_loader.EMBEDDED_MODELS["tiny"]
+TINY = weights.EMBEDDED_MODELS["tiny"]
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Env:
 
     def tiny_copy(self, edit: Callable[[dict, dict, dict], None]) -> Path:
         """A copy of the shipped tiny checkpoint with ``edit(config, state, metadata)`` applied."""
-        config, state, meta = clip_loader.read_embedded_checkpoint(TINY)
+        config, state, meta = weights.read_embedded_checkpoint(TINY)
         edit(config, state, meta)
         path = self.tmp / "tiny_edited.safetensors"
         save_file({k: v.contiguous() for k, v in state.items()}, str(path),
@@ -118,7 +118,7 @@ def _truncated_tiny(env: Env) -> Path:
 
 
 def _bad_json_tiny(env: Env) -> Path:
-    config, state, meta = clip_loader.read_embedded_checkpoint(TINY)
+    config, state, meta = weights.read_embedded_checkpoint(TINY)
     path = env.tmp / "badjson.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={"config": "{not json"})
     return path

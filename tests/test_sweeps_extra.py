@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+import coop_tutorial as ct
 from coop_tutorial import CoOpConfig, PromptLearner
 from coop_tutorial.evaluation import sampling_error
 from coop_tutorial.interpret import transplant_table, vocabulary_neighbour_distance
@@ -15,7 +16,6 @@ from coop_tutorial.prompt_study import _word_distance, ensemble_table, one_word_
 from coop_tutorial.run_cache import coop_cache_path
 from coop_tutorial.sweeps import DESIGN_VARIANTS, design_sweep, fit_coop, shot_sweep
 from coop_tutorial.task_features import encode_task, encode_test_split
-from coop_tutorial.training import features_accuracy
 from conftest import FakeImages
 
 TEMPLATES = ["a photo of a {}.", "a picture of a {}.", "a {}.", "a photo of the {}."]
@@ -114,7 +114,7 @@ def test_fit_coop_cache_reuses_the_run(clip32, fake_tasks, tmp_path):
     cached = fit_coop(clip32, task, 2, 1, config, cache_dir=tmp_path)
     assert torch.equal(cached.learner.ctx.detach(), fresh.learner.ctx.detach())
     assert cached.history == fresh.history
-    assert features_accuracy(cached.classifier, task.test) == features_accuracy(fresh.classifier, task.test)
+    assert ct.score(cached.classifier, task.test) == ct.score(fresh.classifier, task.test)
     # anything the run depends on changes the file: seed, shots, config
     others = {coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=2, progress=False)),
               coop_cache_path(tmp_path, clip32, task, 4, config.replace(seed=1, progress=False)),

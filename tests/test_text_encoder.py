@@ -133,3 +133,14 @@ def test_shared_prefix_off_for_the_official_loop_and_untouched_models(clip32):
     assert torch.equal(full, reference)  # truncate=False: the official full-length pass, bit for bit
     with pytest.raises(ValueError, match="shared_prefix"):
         ct.TextEncoder(clip32.model)(learner(), learner.tokenized_prompts, shared_prefix=40)
+
+
+def test_pretraining_text_pass_is_open_clip_encode_text(clip32):
+    # pretraining encodes captions with TextEncoder (truncated to the longest caption): the same features as
+    # open_clip's full-length encode_text, so the tiny CLIP is trained on exactly what CoOp later reads
+    tokens = clip32.tokenizer(["a red circle", "two small blue stars on stripes", "a sketch"])
+    encoder = ct.TextEncoder(clip32.model)
+    with torch.no_grad():
+        ours = encoder(clip32.model.token_embedding(tokens), tokens)
+        theirs = clip32.model.encode_text(tokens)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)

@@ -1,4 +1,4 @@
-"""The world report's robustness targets (issue 18) read the paper's claim by its meaning."""
+"""The world report's robustness targets read the paper's claim by its meaning."""
 import pandas as pd
 
 from coop_tutorial.embedded.report import robustness_checks, world_checks
@@ -30,7 +30,7 @@ def test_the_papers_rn50_table_misses_two_margins_by_a_hair():
 
 
 def test_the_previous_world_fails_by_meaning_where_it_passed_by_letter():
-    # the shipped checkpoint before issue 18: CoOp under zero-shot on the source, zero-shot gaining on sketches
+    # the shipped checkpoint before the shifted sets were redrawn (revision 1): CoOp under zero-shot on the source, zero-shot gaining on sketches
     old = _shift([52.6, 52.1, 62.3, 11.7, 37.0], [46.7, 44.1, 44.0, 11.9, 32.8], [49.9, 49.9, 60.5, 12.7, 34.5])
     checks = {name: (ok, detail) for name, ok, detail in robustness_checks(_summary(53.5), old)}
     failed = [name for name, (ok, _) in checks.items() if not ok]

@@ -18,9 +18,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..clip_loader import ClipBundle, load_clip
+from ..evaluation import score
 from ..sweeps import final_val_only, fit_coop
 from ..task_features import TaskFeatures, encode_task
-from ..training import CoOpConfig, features_accuracy
+from ..training import CoOpConfig
 
 # The candidates compared when the recipe was last chosen (see the README's embedded-world section).
 CANDIDATES: dict[str, dict[str, Any]] = {
@@ -51,7 +52,7 @@ def recipe_search(clip: ClipBundle, tasks: Sequence[TaskFeatures], candidates: M
         config = final_val_only(candidate_config(candidates[name], k))
         classifier = fit_coop(clip, task, k, seed, config).classifier
         rows.append(dict(candidate=name, task=task.name, shots=k, seed=seed,
-                         val_accuracy=100 * features_accuracy(classifier, task.val)))
+                         val_accuracy=100 * score(classifier, task.val)))
     return pd.DataFrame(rows)
 
 

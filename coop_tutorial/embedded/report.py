@@ -109,7 +109,7 @@ SHIFT_SOURCE = "shapes"
 
 
 def robustness_checks(summary: pd.DataFrame, shift: pd.DataFrame) -> list[tuple[str, bool, str]]:
-    """The paper's robustness claim by its meaning (issue 18): ``shift_study.shift_checks`` on the source."""
+    """The paper's robustness claim by its meaning: ``shift_study.shift_checks`` on the source."""
     return shift_checks(shift, best_prompt=float(summary.loc[SHIFT_SOURCE, "best_prompt"]))
 
 

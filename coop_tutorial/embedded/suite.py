@@ -108,9 +108,8 @@ _register(TaskSpec(
     fixed={"style": "sketch", "size": "small"},
     analogue="UCF101 / SUN397: a property of the whole picture in a style (line drawings) unlike photos"))
 
-# shifted test sets of `shapes`, standing in for ImageNet-V2 / -Sketch / -A / -R
-# (revision 1, issue 18: the V2 stand-in had been the source's own distribution, and the sketches clean traced
-# outlines that zero-shot read better than the photos; each shift is now harder than the source, as in the paper)
+# shifted test sets of `shapes`, standing in for ImageNet-V2 / -Sketch / -A / -R; each is harder than the source, as
+# in the paper (revision 1 redrew -V2 and -Sketch: README, "The embedded world")
 _SHIFT_TEST = {"test": 80}
 for _name, _fixed, _revision, _analogue in [
     ("shapes_v2", {"style": "photo", "count": (1, 2), "size": "small"}, 1,

@@ -3,11 +3,11 @@ import sys, zlib, torch, numpy as np, threadpoolctl
 torch.set_num_threads(1); threadpoolctl.threadpool_limits(1)
 from dataclasses import replace
 from coop_tutorial.clip_loader import load_clip
-from coop_tutorial.embedded.suite import TASKS, draw_task
+from coop_tutorial.world.tasks import TASKS, draw_task
 from coop_tutorial.zero_shot import zero_shot_classifier
 from coop_tutorial.features import encode_dataset
-from coop_tutorial.embedded.suite import EmbeddedTask
-import coop_tutorial.embedded.suite as T
+from coop_tutorial.world.tasks import EmbeddedTask
+import coop_tutorial.world.tasks as T
 ck = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "-" else None
 clip = load_clip("tiny", pretrained=ck)
 base = TASKS["shapes_v2"]
@@ -32,7 +32,7 @@ for name, fixed in cands.items():
     with torch.no_grad(): p = z.logits_from_features(f.view(0)).argmax(1)
     print(f"{name:22s} zero-shot {100*(p==f.labels).float().mean():.1f}", flush=True)
 import functools, os
-import coop_tutorial.embedded.render as R
+import coop_tutorial.world.render as R
 orig = R._rough_sketch
 for label, kw in []:
     if os.environ.get("ABL") is None: break

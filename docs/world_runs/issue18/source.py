@@ -3,11 +3,11 @@ import sys, os, torch, numpy as np, threadpoolctl
 torch.set_num_threads(1); threadpoolctl.threadpool_limits(1)
 from dataclasses import replace
 from coop_tutorial.clip_loader import load_clip
-from coop_tutorial.embedded.suite import TASKS
+from coop_tutorial.world.tasks import TASKS
 from coop_tutorial.sweeps import encode_task, fit_coop, fit_probe
 from coop_tutorial.training import CoOpConfig, features_accuracy
 from coop_tutorial.zero_shot import zero_shot_classifier
-from coop_tutorial.embedded.suite import load_embedded_task
+from coop_tutorial.world.tasks import load_embedded_task
 clip = load_clip("tiny", pretrained=None)
 cands = {"large single": {"style": "photo", "count": 1, "size": "large"},
          "plain bg": {"style": "photo", "count": (1, 2), "pattern": "plain"}}

@@ -4,8 +4,8 @@ import zlib, torch, numpy as np, threadpoolctl, pandas as pd
 torch.set_num_threads(1); threadpoolctl.threadpool_limits(1)
 from dataclasses import replace
 from coop_tutorial.clip_loader import load_clip
-import coop_tutorial.embedded.suite as T
-from coop_tutorial.embedded.suite import TASKS, load_embedded_task, draw_task, EmbeddedTask
+import coop_tutorial.world.tasks as T
+from coop_tutorial.world.tasks import TASKS, load_embedded_task, draw_task, EmbeddedTask
 from coop_tutorial.sweeps import encode_task, fit_coop, fit_probe, prompt_table, prompt_summary
 from coop_tutorial.training import features_accuracy
 from coop_tutorial.zero_shot import zero_shot_classifier
