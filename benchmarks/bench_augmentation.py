@@ -25,8 +25,9 @@ import pandas as pd
 
 import coop_tutorial as ct
 from coop_tutorial.features import FeatureSet
-from coop_tutorial.sweeps import TaskFeatures, _final_val_only, encode_task, fit_coop
 from coop_tutorial.evaluation import score
+from coop_tutorial.sweeps import final_val_only, fit_coop
+from coop_tutorial.task_features import TaskFeatures, encode_task
 
 VIEWS = (1, 8, 32)
 OFFICIAL = "official (fresh crop every step)"
@@ -49,7 +50,7 @@ def run(tasks: list[str], seeds: list[int], shots: int, epochs: int | None) -> p
             config = ct.CoOpConfig.embedded(shots)
             if epochs is not None:
                 config = config.replace(epochs=epochs)
-            config = _final_val_only(config)
+            config = final_val_only(config)
             loops = [(f"cached, {v} view{'s' if v > 1 else ''}", with_views(task, v), config) for v in VIEWS]
             loops.append((OFFICIAL, task, config.replace(cached=False)))
             for loop, data, cfg in loops:

@@ -27,8 +27,9 @@ import torch.nn.functional as F
 
 import coop_tutorial as ct
 from coop_tutorial.features import FeatureSet
-from coop_tutorial.sweeps import _final_val_only, encode_task, fit_coop
 from coop_tutorial.evaluation import score
+from coop_tutorial.sweeps import final_val_only, fit_coop
+from coop_tutorial.task_features import encode_task
 
 PRECISIONS = ("fp32", "bf16", "amp")
 
@@ -97,7 +98,7 @@ def accuracy(tasks: list[str], seeds: list[int], shots: int, epochs) -> pd.DataF
         for seed in seeds:
             for precision in PRECISIONS:
                 config = ct.CoOpConfig.embedded(shots, precision=precision)
-                config = _final_val_only(config if epochs is None else config.replace(epochs=epochs))
+                config = final_val_only(config if epochs is None else config.replace(epochs=epochs))
                 result = fit_coop(clip, task, shots, seed, config)
                 rows.append(dict(task=name, seed=seed, precision=precision,
                                  accuracy=100 * score(result.classifier, task.test)))

@@ -1,8 +1,11 @@
 """coop-tutorial: learn, reproduce and explore CoOp prompt learning for CLIP.
 
-The public API is ``__all__`` below: what the README, the notebooks and course material use. Everything else
-lives in submodules (``coop_tutorial.sweeps``, ``.plots``, ``.widgets``, ``.base_to_new``...) for the notebooks'
-experiments and is not a promise.
+The public API is ``__all__`` below: what the README, the notebooks and course material use. Besides it, two
+submodules are public namespaces the notebooks import as such: ``coop_tutorial.plots`` (figures) and
+``coop_tutorial.widgets`` (ipywidgets explorers); so are the chapter studies a single notebook reads from
+(``shift_study`` for 05, ``base_to_new`` and ``meta_shift`` for 07, ``interpret_lab`` for 08) and, in the
+assignments, the otter helpers (``exercises``, ``teaching``) and ``interpret``'s token-level functions.
+``tests/test_public_api.py`` holds the notebooks to this. Everything else in the submodules is not a promise.
 """
 from .clip_loader import ClipBundle, list_models, load_clip
 
@@ -36,6 +39,13 @@ from .claims import Claims, paired_difference
 from .cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, CoCoOpResult, load_cocoop,
                      save_cocoop, train_cocoop)
 
+# Studies the notebooks run: tasks encoded once, prompt tables, method sweeps and their statistics.
+from .task_features import EncodedTestSplit, TaskFeatures, encode_task, encode_test_split
+from .prompt_study import ensemble_table, one_word_edits, prompt_summary, prompt_table
+from .sweeps import DESIGN_VARIANTS, design_sweep, fit_coop, shift_drops, shift_table, shot_sweep
+from .evaluation import sampling_error, sweep_summary
+from .interpret import transplant_table, vocabulary_neighbour_distance
+
 # The interpretation lab: what a learned context does, each instrument against a null.
 from .interpret_lab import (DiscretePrompt, compare_contexts, interpolation_path, load_corpus, position_ablation,
                             recover_discrete_prompt, waywardness_test)
@@ -67,6 +77,11 @@ __all__ = [
     "DriftTracker", "context_drift", "context_norms", "context_similarity", "context_words", "nearest_tokens",
     "vocabulary_norm", "DiscretePrompt", "compare_contexts", "interpolation_path", "load_corpus",
     "position_ablation", "recover_discrete_prompt", "waywardness_test",
+    # studies the notebooks run
+    "TaskFeatures", "EncodedTestSplit", "encode_task", "encode_test_split", "prompt_table", "prompt_summary",
+    "one_word_edits", "ensemble_table", "fit_coop", "shot_sweep", "sweep_summary", "DESIGN_VARIANTS",
+    "design_sweep", "shift_table", "shift_drops", "sampling_error", "transplant_table",
+    "vocabulary_neighbour_distance",
     # CoCoOp
     "CoCoOpPromptLearner", "CoCoOpClassifier", "CoCoOpConfig", "CoCoOpResult", "train_cocoop",
     "save_cocoop", "load_cocoop",

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
@@ -31,9 +32,10 @@ from .cocoop import (CoCoOpConfig, CoCoOpResult, build_cocoop_classifier, load_c
 from .classifier import CoOpClassifier
 from .datasets.splits import base_new_classes
 from .features import FeatureSet
-from .sweeps import (DEFAULT_SEEDS, TaskFeatures, _digest, _final_val_only, coop_recipe,
-                     fit_coop)
 from .evaluation import score
+from .run_cache import code_fingerprint, digest
+from .sweeps import DEFAULT_SEEDS, final_val_only, fit_coop
+from .task_features import TaskFeatures, encode_task
 from .training import CoOpConfig
 from .zero_shot import zero_shot_classifier
 
@@ -99,9 +101,7 @@ def default_tasks(world, names: Optional[Sequence[str]] = None) -> list[str]:
         return list(names)
     if world.kind == "real":
         return list(REAL_BASE_TO_NEW_TASKS)
-    from .sweeps import task_roles
-
-    return [n for n in task_roles(world).main if len(world.load_task(n, "test").classnames) >= MIN_CLASSES]
+    return [n for n in world.roles().main if len(world.load_task(n, "test").classnames) >= MIN_CLASSES]
 
 
 def cocoop_recipe(world) -> CoCoOpConfig:
@@ -112,7 +112,7 @@ def cocoop_recipe(world) -> CoCoOpConfig:
 def _require_recipes(methods: Sequence[str], coop_config, cocoop_config) -> None:
     """No hidden default recipe: the tiny model's recipe would silently train real CLIP with the wrong optimiser."""
     if "coop" in methods and coop_config is None:
-        raise ValueError("coop_config is required for CoOp: pass the world's recipe, sweeps.coop_recipe(world) "
+        raise ValueError("coop_config is required for CoOp: pass the world's recipe, world.recipe() "
                          "(or a shots -> CoOpConfig function such as CoOpConfig.embedded / CoOpConfig.paper).")
     if ({"cocoop", CONTROL} & set(methods)) and cocoop_config is None:
         raise ValueError("cocoop_config is required for CoCoOp: pass the world's recipe, cocoop_recipe(world) "
@@ -142,26 +142,22 @@ def fit_cocoop(clip: ClipBundle, task: TaskFeatures, shots: int, seed: int, conf
 def cocoop_cache_path(cache_dir: Union[str, Path], clip: ClipBundle, task: TaskFeatures, shots: int,
                       config: CoCoOpConfig) -> Path:
     """The cache file of one CoCoOp run: a hash of the weights, task features, shots, config and the code."""
-    import json
-
-    from .sweeps import _code_fingerprint
-
     here = Path(__file__).parent
     settings = {k: v for k, v in config.to_dict().items()
                 if k not in ("progress", "device", "eval_every", "log_every")}
     key = json.dumps({"model": clip.name, "pretrained": str(clip.pretrained), "weights": weights_fingerprint(clip),
                       "task": task.name, "classnames": task.classnames, "n_train": len(task.datasets["train"]),
                       "views": {"n_views": task.n_views, "seed": task.seed, "transform": "train"},
-                      "shots": shots, "config": settings, "code": _code_fingerprint(),
-                      "cocoop": _digest((here / "cocoop.py").read_bytes(), (here / "base_to_new.py").read_bytes())},
+                      "shots": shots, "config": settings, "code": code_fingerprint(),
+                      "cocoop": digest((here / "cocoop.py").read_bytes(), (here / "base_to_new.py").read_bytes())},
                      sort_keys=True, default=str)
     safe = task.name.replace("[", "_").replace("]", "")
-    return Path(cache_dir) / safe / f"cocoop_{shots}shots_seed{config.seed}_{_digest(key.encode())}.safetensors"
+    return Path(cache_dir) / safe / f"cocoop_{shots}shots_seed{config.seed}_{digest(key.encode())}.safetensors"
 
 
 def _coop_half_accuracies(clip: ClipBundle, base: TaskFeatures, new: TaskFeatures, shots: int, seed: int,
                           config: CoOpConfig, cache_dir) -> tuple[float, float, Any]:
-    result = fit_coop(clip, base, shots, seed, _final_val_only(config), cache_dir)
+    result = fit_coop(clip, base, shots, seed, final_val_only(config), cache_dir)
     moved = CoOpClassifier(clip, result.learner.with_classnames(clip, new.classnames))
     return score(result.classifier, base.test), score(moved, new.test), result
 
@@ -190,7 +186,7 @@ def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: in
 
     Args:
         tasks: encoded tasks (all classes); each is split with ``class_half``.
-        coop_config: ``shots -> CoOpConfig``, required for CoOp (``sweeps.coop_recipe(world)``).
+        coop_config: ``shots -> CoOpConfig``, required for CoOp (``world.recipe()``).
         methods: any of ``METHODS`` and ``CONTROL`` (``"no_meta_net"``: CoOp trained with ``cocoop_config``'s
             context and recipe, i.e. CoCoOp without its meta-network).
         cocoop_config: required for CoCoOp and the control (``cocoop_recipe(world)``).
@@ -290,7 +286,7 @@ def cross_dataset_sweep(clip: ClipBundle, source: TaskFeatures, targets: Sequenc
                         cocoop_config: Optional[CoCoOpConfig] = None, progress: bool = True,
                         cache_dir: Optional[Union[str, Path]] = None) -> pd.DataFrame:
     """Learn on ``source`` (all its classes), test on it and on every target task's classes: one row per
-    (method, seed, task) with ``accuracy`` (%). ``targets``: ``TaskFeatures`` or ``sweeps.EncodedTestSplit``
+    (method, seed, task) with ``accuracy`` (%). ``targets``: ``TaskFeatures`` or ``EncodedTestSplit``
     (anything with ``name``, ``classnames``, ``templates``, ``test``). Zero-shot uses each task's default template."""
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -306,7 +302,7 @@ def cross_dataset_sweep(clip: ClipBundle, source: TaskFeatures, targets: Sequenc
     jobs = [(m, s) for m in methods if m != "zero_shot" for s in seeds]
     for method, seed in tqdm(jobs, desc=f"cross-dataset from {source.name}", disable=not progress):
         if method == "coop":
-            learner = fit_coop(clip, source, shots, seed, _final_val_only(make_coop(shots)), cache_dir).learner
+            learner = fit_coop(clip, source, shots, seed, final_val_only(make_coop(shots)), cache_dir).learner
             for task in everything:
                 classifier = CoOpClassifier(clip, learner.with_classnames(clip, task.classnames))
                 rows.append(dict(method=method, seed=seed, task=task.name,
@@ -420,7 +416,6 @@ def recipe_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: Optional[list[str]] = None) -> None:
     from .clip_loader import load_clip
-    from .sweeps import encode_task
     from .worlds import use_world
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -435,12 +430,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     world = use_world("embedded")
     clip = load_clip("tiny")
     if args.cross_dataset:
-        from .sweeps import task_roles
-
-        names = [args.cross_dataset] + [n for n in task_roles(world).main if n != args.cross_dataset]
+        names = [args.cross_dataset] + [n for n in world.roles().main if n != args.cross_dataset]
         encoded = [encode_task(clip, name) for name in names]
         sweep = cross_dataset_sweep(clip, encoded[0], encoded[1:], seeds=args.seeds or DEFAULT_SEEDS,
-                                    coop_config=coop_recipe(world), cocoop_config=cocoop_recipe(world))
+                                    coop_config=world.recipe(), cocoop_config=cocoop_recipe(world))
         print(f"Cross-dataset: learned on {args.cross_dataset} (16 shots), test accuracy (%), mean of seeds "
               f"{args.seeds or list(DEFAULT_SEEDS)}")
         print(cross_dataset_table(sweep).rename(index=METHOD_LABELS).to_string(float_format=lambda v: f"{v:.1f}"))
@@ -456,7 +449,7 @@ def main(argv: Optional[list[str]] = None) -> None:
               .to_string(float_format=lambda v: f"{v:.1f}"))
         print(recipe_summary(results).to_string(float_format=lambda v: f"{v:.1f}"))
     else:
-        sweep = base_to_new_sweep(clip, tasks, seeds=args.seeds or DEFAULT_SEEDS, coop_config=coop_recipe(world),
+        sweep = base_to_new_sweep(clip, tasks, seeds=args.seeds or DEFAULT_SEEDS, coop_config=world.recipe(),
                                   cocoop_config=cocoop_recipe(world))
         print(base_to_new_summary(sweep).to_string(float_format=lambda v: f"{v:.1f}"))
     print(f"\n({time.time() - start:.0f} s)")

@@ -268,7 +268,7 @@ class CoCoOpClassifier(nn.Module):
 
 # The embedded tiny CLIP's recipe: the paper's with 8 images per step, lr x10 and 20 epochs, a quarter of the paper's
 # steps for notebook 07's time budget. How it was chosen, on validation splits only, and what the alternatives
-# scored: README, "CoCoOp and base-to-new" (`python -m coop_tutorial.base_to_new --recipe-search`).
+# scored: README, "New classes: CoCoOp and base-to-new" (`python -m coop_tutorial.base_to_new --recipe-search`).
 EMBEDDED_COCOOP_RECIPE: dict[str, Any] = dict(optimizer="sgd", lr=2e-2, momentum=0.9, weight_decay=5e-4,
                                               batch_size=8, epochs=20, warmup_epochs=1, warmup_lr=1e-5,
                                               schedule="cosine", n_views=8)

@@ -158,3 +158,18 @@ def classifier_classnames(classifier: Any) -> Optional[list[str]]:
     if names is None:
         names = getattr(getattr(classifier, "learner", None), "classnames", None)
     return list(names) if names is not None else None
+
+
+def sweep_summary(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds (``seed_std``, ddof=0 as the official
+    ``parse_test_res.py``): index (task, method, shots)."""
+    return mean_and_std(sweep.groupby(["task", "method", "shots"], sort=False)["accuracy"])
+
+
+def sampling_error(accuracy: float, n: int) -> float:
+    """Standard error (points) of an accuracy (%) measured on ``n`` test images: ``100 * sqrt(p (1 - p) / n)``.
+
+    Two accuracies on the same test set that differ by less than about twice this are within sampling noise.
+    """
+    p = min(max(accuracy / 100.0, 0.0), 1.0)
+    return 100.0 * float(np.sqrt(p * (1.0 - p) / max(n, 1)))

@@ -9,18 +9,24 @@ readable). Two things make the answer more honest than a raw nearest-neighbour s
 * by default only whole-word tokens are candidates, so the answer is words, not BPE fragments
   (``whole_words=False`` shows fragments too, marked with a trailing ``-``).
 
-Also here: vector norms, drift from the initial vectors during training, and similarity of two contexts.
+Also here: vector norms, drift from the initial vectors during training, similarity of two contexts, how far
+apart the vocabulary's words are (the scale for a context's distance to its nearest word), and contexts
+transplanted between tasks.
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
+from .evaluation import score
 from .prompt_learner import PromptLearner
+from .task_features import TaskFeatures
+from .zero_shot import zero_shot_classifier
 
 Context = Union[PromptLearner, torch.Tensor]
 METRICS = ("euclidean", "cosine")
@@ -134,6 +140,25 @@ def vocabulary_norm(clip: ClipBundle, restrict_to_trained: bool = True) -> float
     return float(table.norm(dim=-1).median())
 
 
+def vocabulary_neighbour_distance(clip: ClipBundle) -> torch.Tensor:
+    """For every candidate word of ``nearest_tokens`` (trained, whole-word tokens): the Euclidean
+    distance to its nearest *other* word ``(V,)``: how far apart words are in the token-embedding space, the
+    scale against which a context vector's distance to its nearest word can be judged."""
+    ids = vocabulary(clip).to(clip.model.token_embedding.weight.device)
+    table = clip.model.token_embedding.weight.detach().float()[ids]
+    # Real CLIP has ~33k whole words: the distances go in row chunks (the whole matrix would take ~4 GB) and through
+    # a matrix product (|a|^2 + |b|^2 - 2ab), which is BLAS-fast; the exact pairwise loop took 39 s on a 32-wide
+    # table and would take ~10 minutes on a 512-wide one. The product's rounding (~1e-6 relative) does not matter
+    # for a distance scale. Only the nearest distance of each word is kept.
+    nearest = []
+    for start in range(0, len(table), 1024):
+        distances = torch.cdist(table[start:start + 1024], table, compute_mode="use_mm_for_euclid_dist")
+        rows = torch.arange(distances.shape[0], device=distances.device)
+        distances[rows, rows + start] = float("inf")
+        nearest.append(distances.min(dim=1).values.cpu())
+    return torch.cat(nearest)
+
+
 def context_drift(initial: Context, current: Context) -> pd.DataFrame:
     """How far each vector moved: ``class``, ``position``, ``cos_to_init``, ``l2_to_init``, ``norm``."""
     a = _rows(initial)[0]
@@ -192,3 +217,20 @@ class DriftTracker:
     def frame(self) -> pd.DataFrame:
         """All records so far."""
         return pd.concat(self._frames, ignore_index=True) if self._frames else pd.DataFrame()
+
+
+def transplant_table(clip: ClipBundle, contexts: dict, tasks: Sequence[TaskFeatures]) -> pd.DataFrame:
+    """Test accuracy (%) of unified contexts moved between tasks.
+
+    ``contexts`` maps the task a context was learned on to its ``PromptLearner``; each is rebuilt for every
+    task's class names (``PromptLearner.with_classnames``: same ``ctx``, new class tokens) and tested there.
+    Rows: the task the context comes from, then ``zero-shot`` (each task's default template) for reference;
+    columns: the task it is tested on.
+    """
+    table = {}
+    for source, learner in contexts.items():
+        table[source] = {task.name: 100 * score(
+            CoOpClassifier(clip, learner.with_classnames(clip, task.classnames)), task.test) for task in tasks}
+    table["zero-shot"] = {task.name: 100 * score(zero_shot_classifier(clip, task.classnames, task.templates[0]),
+                                                     task.test) for task in tasks}
+    return pd.DataFrame(table).T.rename_axis(index="context learned on", columns="tested on")

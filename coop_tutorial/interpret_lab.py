@@ -242,9 +242,7 @@ def bootstrap_interval(values: torch.Tensor, n_boot: int = 1000, level: float = 
 
 def _corpus_dir(source: Any) -> Path:
     if hasattr(source, "kind") and hasattr(source, "data_root"):  # a World
-        from .sweeps import cache_dir_for
-
-        return cache_dir_for(source)
+        return source.cache_dir
     if isinstance(source, (str, Path)):
         return Path(source)
     raise ValueError(f"Pass a World (ct.use_world(...)) or a cache folder, got {type(source).__name__}.")
@@ -255,7 +253,7 @@ def load_corpus(source: Any, clip: Optional[ClipBundle] = None) -> pd.DataFrame:
     class_token_position, ctx_init, model, accuracy, vectors, path``.
 
     Args:
-        source: a ``World`` (its ``sweeps.cache_dir_for`` folder) or a cache folder.
+        source: a ``World`` (its ``cache_dir`` folder) or a cache folder.
         clip: keep only contexts learned on this model (same name, width and weights: another pretraining run of
             the embedded model has the same name).
 
@@ -270,8 +268,8 @@ def load_corpus(source: Any, clip: Optional[ClipBundle] = None) -> pd.DataFrame:
 
     folder = _corpus_dir(source)
     how = ("Fill it by running notebook 04 (its sweeps cache every CoOp run) or by training with a cache folder: "
-           "sweeps.fit_coop(clip, task, shots, seed, world.recipe()(shots, dataset=task.name), "
-           "cache_dir=world.cache_dir), or sweeps.shot_sweep(clip, tasks, config=world.recipe(), cache_dir=...).")
+           "ct.fit_coop(clip, task, shots, seed, world.recipe()(shots, dataset=task.name), "
+           "cache_dir=world.cache_dir), or ct.shot_sweep(clip, tasks, config=world.recipe(), cache_dir=...).")
     rows, models = [], set()
     fingerprint = weights_fingerprint(clip) if clip is not None else None
     for path in sorted(folder.glob("**/*.safetensors")) if folder.is_dir() else []:
@@ -462,7 +460,7 @@ def _splits(dataset: Any, val: Optional[FeatureSet]) -> tuple[FeatureSet, Featur
     test = getattr(dataset, "test", dataset)
     val = val if val is not None else getattr(dataset, "val", None)
     if not isinstance(test, FeatureSet) or not isinstance(val, FeatureSet):
-        raise ValueError("dataset must be a sweeps.TaskFeatures (its .val selects, its .test is reported), or a test "
+        raise ValueError("dataset must be a TaskFeatures (ct.encode_task; its .val selects, its .test is reported), or a test "
                          "FeatureSet together with val=<validation FeatureSet>: the prompt is never chosen on the "
                          "set it is reported on.")
     return val, test
@@ -479,7 +477,7 @@ def recover_discrete_prompt(clip: ClipBundle, learner: PromptLearner, dataset: A
     projected prompt is scored on the validation features and the best one is kept.
 
     Args:
-        dataset: a ``sweeps.TaskFeatures`` (``.val`` selects, ``.test`` is reported), or a test FeatureSet with
+        dataset: a ``TaskFeatures`` (``.val`` selects, ``.test`` is reported), or a test FeatureSet with
             ``val=``.
         init: ``"random"`` (random trained words, seeded: PEZ's start) or ``"context"`` (the learned vectors
             themselves, so step 0 is the nearest-word read-back).

@@ -176,7 +176,7 @@ def prompt_sensitivity(prompts: pd.DataFrame, chance: Optional[Mapping[str, floa
                        n_cols: int = 3) -> Figure:
     """One panel per task: zero-shot accuracy of each hand-written template (best in red), chance dashed.
 
-    ``prompts`` is a ``sweeps.prompt_table`` (columns task, template, accuracy in %).
+    ``prompts`` is a ``prompt_table`` (columns task, template, accuracy in %).
     """
     tasks = list(dict.fromkeys(prompts["task"]))
     longest = max(len(t) for t in prompts["template"])
@@ -326,7 +326,7 @@ def _method_curves(sweep: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def shot_scaling(sweep: pd.DataFrame, best_prompt: Optional[Mapping[str, float]] = None, n_cols: int = 4) -> Figure:
     """The paper's few-shot figure: test accuracy against shots, one panel per task plus the average.
 
-    ``sweep`` is a ``sweeps.shot_sweep`` result (zero-shot rows have ``shots == 0``); error bars are one
+    ``sweep`` is a ``shot_sweep`` result (zero-shot rows have ``shots == 0``); error bars are one
     standard deviation over seeds. ``best_prompt`` (task -> accuracy) adds the best hand-written prompt, an
     oracle chosen on the test set, as a dotted line; its average is drawn in the average panel.
     """
@@ -363,7 +363,7 @@ def shot_scaling(sweep: pd.DataFrame, best_prompt: Optional[Mapping[str, float]]
 
 def design_choices(results: pd.DataFrame, baseline: str = "default") -> Figure:
     """The design-choice ablation: average accuracy per variant (mean ± std over seeds of the task average),
-    and each task's change against ``baseline`` (points) as a heatmap. ``results`` is ``sweeps.design_sweep``."""
+    and each task's change against ``baseline`` (points) as a heatmap. ``results`` is a ``design_sweep``."""
     variants = list(dict.fromkeys(results["variant"]))
     per_seed = results.groupby(["variant", "seed"])["accuracy"].mean()
     average = mean_and_std(per_seed.groupby("variant")).reindex(variants)
@@ -400,7 +400,7 @@ def design_choices(results: pd.DataFrame, baseline: str = "default") -> Figure:
 def robustness(table: pd.DataFrame, source: str) -> Figure:
     """Accuracy of each method on the source task and its shifted test sets, and the points each loses.
 
-    ``table`` is ``sweeps.shift_table`` (rows: methods, columns: the source, then each shifted set).
+    ``table`` is a ``shift_table`` (rows: methods, columns: the source, then each shifted set).
     """
     methods = [m for m in table.index]
     sets = list(table.columns)
@@ -431,7 +431,7 @@ def robustness(table: pd.DataFrame, source: str) -> Figure:
 # ----------------------------------------------------------------------------------------- inside the context
 
 
-def context_norms(norms: Mapping[str, Union[torch.Tensor, np.ndarray]], reference: Optional[float] = None) -> Figure:
+def context_norm_bars(norms: Mapping[str, Union[torch.Tensor, np.ndarray]], reference: Optional[float] = None) -> Figure:
     """L2 norm of every context vector (one line per context) against the typical word-embedding norm."""
     fig = Figure(figsize=(7, 3.4), layout="constrained")
     ax = fig.subplots()

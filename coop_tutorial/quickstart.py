@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Optional
 
 from .embedded.weights import read_embedded_checkpoint
-from .sweeps import fit_coop, prompt_table
 from .evaluation import score
+from .prompt_study import prompt_table
+from .sweeps import fit_coop
 from .validation import MAX_SEED
 from .worlds import use_world
 

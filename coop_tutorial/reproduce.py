@@ -7,7 +7,7 @@
     python -m coop_tutorial.reproduce --report-only --out runs/reproduce/embedded
 
 Each run is a pure function of its ``RunSpec``: it loads the world's CLIP and data, draws the few-shot split
-(the official draws in the real world), trains CoOp with the paper's recipe (``coop_recipe``: the embedded preset
+(the official draws in the real world), trains CoOp with the paper's recipe (``World.recipe``: the embedded preset
 in the embedded world) and writes one JSON result file, atomically (temporary file, then rename). A rerun skips
 runs whose file says ``ok``; a failed run records its error and traceback and does not stop the others (a rerun
 tries it again). Runs sharing a (protocol, dataset, backbone) form one task, so a worker loads the model and
@@ -95,7 +95,7 @@ def make_grid(protocols: Sequence[str] = AVAILABLE_PROTOCOLS, datasets: Union[st
     Raises:
         ValueError: an unknown protocol, world, dataset, backbone, shot count or seed, naming the valid ones.
     """
-    from .sweeps import SHIFT_SOURCES, task_roles
+    from .task_roles import SHIFT_SOURCES
     from .training import PRECISIONS
     from .worlds import World
 
@@ -120,7 +120,7 @@ def make_grid(protocols: Sequence[str] = AVAILABLE_PROTOCOLS, datasets: Union[st
     backbones = list(backbones or (["tiny"] if world == "embedded" else ["RN50"]))
     for backbone in backbones:
         _check_backbone(backbone, world)
-    roles = task_roles(World(kind=world, backbone=backbones[0]), only_available=False)
+    roles = World(kind=world, backbone=backbones[0]).roles(only_available=False)
     main = roles.main
     wanted = main if datasets == "all" or list(datasets) == ["all"] else [_canonical(d, world, main) for d in datasets]
     specs = []
@@ -209,9 +209,7 @@ def run_group(specs: Sequence[RunSpec], out_dir: str, threads: int = 1) -> list[
 
 
 def _config(spec: RunSpec, world):
-    from .sweeps import coop_recipe
-
-    config = coop_recipe(world, spec.dataset)(spec.shots)
+    config = world.recipe(dataset=spec.dataset)(spec.shots)
     changes: dict[str, Any] = dict(seed=spec.seed, progress=False, cached=spec.cached)
     if spec.precision is not None:
         changes["precision"] = spec.precision
@@ -225,15 +223,16 @@ def _test_set(name: str, world, clip, shared: dict) -> dict:
     """A test split encoded once per task, with its zero-shot accuracy."""
     if name not in shared:
         from .features import encode_dataset
-        from .sweeps import _accuracy, _templates_for
+        from .evaluation import score
+        from .task_features import task_templates
         from .zero_shot import zero_shot_classifier
 
         test = world.load_task(name, "test")
         features = encode_dataset(clip, test, progress=False, name=f"{name}-test")
-        templates = list(getattr(test, "templates", None) or _templates_for(name))
+        templates = task_templates(test, name)
         zero = zero_shot_classifier(clip, list(test.classnames), templates[0])
         shared[name] = {"features": features, "classnames": list(test.classnames),
-                        "zero_shot": 100 * _accuracy(zero, features)}
+                        "zero_shot": 100 * score(zero, features)}
     return shared[name]
 
 
@@ -251,14 +250,13 @@ def _draws(spec: RunSpec, world):
 def _run(spec: RunSpec, world, clip, shared: dict, out_dir: str) -> dict:
     from .checkpoint import save_context
     from .classifier import CoOpClassifier
-    from .sweeps import task_roles
     from .evaluation import score
     from .training import train_coop
 
     config = _config(spec, world)
     targets = [spec.dataset]
     if spec.protocol == "domain_generalization":
-        targets += task_roles(world, only_available=True).shifts
+        targets += world.roles(only_available=True).shifts
     tests = {name: _test_set(name, world, clip, shared) for name in targets}
     train, val = _draws(spec, world)
     result = train_coop(clip, train, val, config=config)

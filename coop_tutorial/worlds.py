@@ -6,16 +6,24 @@ CLIP and the paper's datasets. It is a plain value: nothing global changes.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
+import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from .claims import Claims
 from .clip_loader import ClipBundle, load_clip
+from .datasets.metadata import REAL_DATASETS
+from .features import FeatureSet
+from .task_features import EncodedTestSplit, TaskFeatures, encode_task, encode_test_split, task_templates
+from .task_roles import TaskRoles
 from .tasks import WORLDS, list_tasks, load_task
+from .training import CoOpConfig
 
 # What each world runs on unless told otherwise: the embedded model, or the paper's main backbone.
 DEFAULT_BACKBONES = {"embedded": "tiny", "real": "RN50"}
@@ -100,64 +108,83 @@ class World:
     # ---- what the notebooks set up from a world ---------------------------------------------------------------
 
     def roles(self, tasks: Optional[Sequence[str]] = None, source: Optional[str] = None,
-              only_available: bool = True):
-        """Which task plays which role here (``sweeps.TaskRoles``): ``tasks`` picks the main tasks (None: all),
-        ``source`` the shift study's source (None: ImageNet in the real world, ``shapes`` in the embedded one)."""
-        from .sweeps import task_roles
+              only_available: bool = True) -> TaskRoles:
+        """Which task plays which role here (``TaskRoles``): ``tasks`` picks the main tasks (None: all), ``source``
+        the shift study's source (None: ImageNet in the real world, ``shapes`` in the embedded one)."""
+        return TaskRoles.of(self, only_available=only_available, tasks=tasks, source=source)
 
-        return task_roles(self, only_available=only_available, tasks=tasks, source=source)
+    def recipe(self, epochs: Optional[int] = None, dataset: Optional[str] = None) -> Callable[..., CoOpConfig]:
+        """``(shots, dataset=None, **overrides) -> CoOpConfig``: the embedded preset in the embedded world, the
+        paper's recipe in the real one (per dataset: ImageNet trains 50 epochs at every shot count).
 
-    def recipe(self, epochs: Optional[int] = None):
-        """``(shots, dataset=...) -> CoOpConfig``: the world's CoOp recipe per dataset (``sweeps.coop_recipe``);
-        ``epochs`` shortens it for a quick look."""
-        from .sweeps import coop_recipe
+        Notebooks and sweeps take their configs from here (sweeps call it with each task's name), so retuning
+        ``CoOpConfig.embedded`` reaches every notebook. ``epochs``: fewer epochs than the recipe's, for a quick look
+        (a warm-up epoch is dropped if it would leave none). ``dataset``: the default when a call names none.
+        """
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"EPOCHS must be a positive integer, or None for the recipe's, got {epochs!r}.")
+        default, embedded = dataset, self.kind == "embedded"
 
-        return coop_recipe(self, epochs=epochs)
+        def recipe(shots: int, dataset: Optional[str] = None, **overrides) -> CoOpConfig:
+            name = dataset if dataset is not None else default
+            config = CoOpConfig.embedded(shots) if embedded else CoOpConfig.paper(shots, dataset=name)
+            if epochs is not None:
+                config = config.replace(epochs=epochs, warmup_epochs=min(config.warmup_epochs, epochs - 1))
+            return config.replace(**overrides) if overrides else config
+
+        return recipe
 
     @property
     def cache_dir(self) -> Path:
-        """Where learned contexts (and, in the real world, image features) are kept between notebooks."""
-        from .sweeps import cache_dir_for
+        """Where learned contexts (and, in the real world, image features) are kept between notebooks:
+        ``<data root>/cache/<backbone>`` (data root: the world's, else ``$COOP_DATA``, else ``./data``, as
+        ``load_task`` finds data)."""
+        root = Path(self.data_root) if self.data_root is not None else Path(os.environ.get("COOP_DATA", "data"))
+        return root / "cache" / str(self.backbone).replace("/", "-")
 
-        return cache_dir_for(self)
+    def task_overview(self, names: Sequence[str]) -> pd.DataFrame:
+        """One row per task: classes, split sizes, the default hand-written template and what it stands for."""
+        rows = []
+        for name in names:
+            splits = {}
+            for split in ("train", "val", "test"):
+                try:
+                    splits[split] = self.load_task(name, split)
+                except ValueError:  # a shifted set has a test split only
+                    continue
+            test = splits["test"]
+            classes = list(test.classnames)
+            rows.append(dict(task=name, classes=len(classes),
+                             examples=", ".join(classes[:4]) + (", ..." if len(classes) > 4 else ""),
+                             **{f"n_{s}": len(d) for s, d in splits.items()},
+                             default_template=task_templates(test, name)[0],
+                             stands_for=getattr(getattr(test, "spec", None), "analogue", name)))
+        frame = pd.DataFrame(rows).set_index("task")
+        return frame.astype({c: "Int64" for c in frame.columns if c.startswith("n_")})
 
-    def encode_task(self, clip: ClipBundle, name: str, progress: bool = False):
-        """Task ``name`` encoded by ``clip`` (``sweeps.TaskFeatures``): its test split now, the images of each
-        few-shot draw when drawn; in the real world their features are cached on disk for the next notebook."""
-        from .sweeps import encode_task
-
+    def encode_task(self, clip: ClipBundle, name: str, progress: bool = False) -> TaskFeatures:
+        """Task ``name`` encoded by ``clip`` (``TaskFeatures``): its test split now, the images of each few-shot
+        draw when drawn; in the real world their features are cached on disk for the next notebook."""
         self.require(name)
         return encode_task(clip, name, load_task=self.load_task, progress=progress, cache_dir=self._feature_cache())
 
-    def encode_test_set(self, clip: ClipBundle, name: str):
-        """The test split of ``name`` encoded (a ``FeatureSet``), cached on disk in the real world."""
-        from .features import encode_dataset
-
+    def encode_test_split(self, clip: ClipBundle, name: str, progress: bool = False) -> EncodedTestSplit:
+        """Only the test split of ``name`` encoded, with its class names and templates (``EncodedTestSplit``): all
+        zero-shot tables and a shifted test set need; cached on disk in the real world."""
         self.require(name)
-        return encode_dataset(clip, self.load_task(name, "test"), progress=False, name=f"{name}-test",
-                              cache_dir=self._feature_cache())
+        return encode_test_split(clip, name, load_task=self.load_task, progress=progress,
+                                 cache_dir=self._feature_cache())
 
-    def encode_test_task(self, clip: ClipBundle, name: str, progress: bool = False):
-        """Only the test split of ``name``, with its templates (``sweeps.EncodedTestSplit``): all zero-shot needs."""
-        from .sweeps import EncodedTestSplit, _templates_for
-
-        test = self.load_task(name, "test")
-        templates = list(getattr(test, "templates", None) or _templates_for(name))
-        return EncodedTestSplit(name, list(test.classnames), templates, self.encode_test_set(clip, name))
-
-    def claims(self, clip: ClipBundle):
+    def claims(self, clip: ClipBundle) -> Claims:
         """The claims helper of a notebook running here on ``clip`` (``coop_tutorial.claims.Claims``)."""
-        from .claims import Claims
-
         return Claims.of(self, clip)
 
-    def encode_shift_study(self, clip: ClipBundle, roles, progress: bool = False):
+    def encode_shift_study(self, clip: ClipBundle, roles: TaskRoles,
+                           progress: bool = False) -> tuple[TaskFeatures, dict[str, FeatureSet]]:
         """``(source TaskFeatures, {shifted set: test FeatureSet})`` of the robustness study of ``roles`` (from
         ``roles()``): the source and every one of its shifted test sets must be there, or the error says which is
         missing, where it is expected and how to get it."""
         if self.kind == "real":
-            from .datasets.metadata import REAL_DATASETS
-
             expected = [n for n in self.tasks if REAL_DATASETS[n].splits == ("test",)] if roles.source == "imagenet" else []
             if not expected:
                 raise ValueError(f"{roles.source!r} has no shifted test sets: in the real world only ImageNet has them "
@@ -169,7 +196,7 @@ class World:
                     raise type(exc)(f"The robustness study needs {name!r}, the source or one of its shifted test sets: "
                                     f"{exc}") from exc
         source = self.encode_task(clip, roles.source, progress=progress)
-        return source, {name: self.encode_test_set(clip, name) for name in roles.shifts}
+        return source, {name: self.encode_test_split(clip, name).test for name in roles.shifts}
 
     def _feature_cache(self) -> Optional[Path]:
         # the embedded world encodes its small generated tasks in seconds; real datasets are worth keeping

@@ -11,7 +11,7 @@ from coop_tutorial.meta_shift import meta_shift_table, shift_effect, shift_explo
 from coop_tutorial.cocoop import (CoCoOpClassifier, CoCoOpConfig, CoCoOpPromptLearner, load_cocoop,
                                   save_cocoop, train_cocoop)
 from coop_tutorial.features import FeatureSet, encode_dataset
-from coop_tutorial.sweeps import TaskFeatures
+from coop_tutorial.task_features import TaskFeatures
 
 from conftest import CLASSNAMES, make_clip
 

@@ -10,7 +10,8 @@ import torch
 
 import coop_tutorial as ct
 from coop_tutorial import interpret_lab as lab
-from coop_tutorial.sweeps import encode_task, fit_coop
+from coop_tutorial.sweeps import fit_coop
+from coop_tutorial.task_features import encode_task
 from conftest import FakeImages, make_clip
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -141,8 +141,8 @@ def test_robustness(tmp_path):
     check(fig, tmp_path)
 
 
-def test_context_norms_and_drift(tmp_path):
-    fig = plots.context_norms({"unified": torch.ones(4), "csc": torch.ones(3, 4) * 2}, reference=1.5)
+def test_context_norm_bars_and_drift(tmp_path):
+    fig = plots.context_norm_bars({"unified": torch.ones(4), "csc": torch.ones(3, 4) * 2}, reference=1.5)
     assert len(fig.axes[0].lines) == 3
     check(fig, tmp_path)
     drift = pd.DataFrame({"epoch": [0, 0, 1, 1], "class": [None] * 4, "position": [1, 2, 1, 2],

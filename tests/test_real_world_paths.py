@@ -11,9 +11,10 @@ import pytest
 import torch
 
 import coop_tutorial as ct
-from coop_tutorial import CoOpConfig, clip_loader, features, sweeps
+from coop_tutorial import CoOpConfig, clip_loader, features, sweeps, task_features
 from coop_tutorial.claims import Claims, paired_difference
-from coop_tutorial.sweeps import encode_task, fit_coop, shift_table, shot_sweep, design_sweep
+from coop_tutorial.sweeps import design_sweep, fit_coop, shift_table, shot_sweep
+from coop_tutorial.task_features import encode_task
 from conftest import FakeImages
 
 NAMES = ["circle", "square", "star", "moon"]
@@ -53,7 +54,7 @@ def test_drawn_features_are_cached_on_disk_per_draw(clip32, tmp_path, monkeypatc
     def no_encoding(*args, **kwargs):
         raise AssertionError("encoded again instead of reading the cache")
 
-    monkeypatch.setattr(sweeps, "encode_images", no_encoding)
+    monkeypatch.setattr(task_features, "encode_images", no_encoding)
     monkeypatch.setattr(features, "_encode_views", no_encoding)
     again = encode_task(clip32, "four", n_views=2, load_task=loader, cache_dir=tmp_path).few_shot(2, seed=1)
     for a, b in zip(expected, again):
@@ -64,9 +65,9 @@ def test_no_hidden_default_recipe(clip32):
     task = encode_task(clip32, "four", n_views=2, load_task=loader)
     with pytest.raises(TypeError, match="no default recipe"):
         fit_coop(clip32, task, 1, 1, None)
-    with pytest.raises(ValueError, match="coop_recipe"):
+    with pytest.raises(ValueError, match=r"world\.recipe\(\)"):
         shot_sweep(clip32, [task], shots=(1,), seeds=(1,), progress=False)
-    with pytest.raises(ValueError, match="coop_recipe"):
+    with pytest.raises(ValueError, match=r"world\.recipe\(\)"):
         design_sweep(clip32, [task], {"default": {}}, shots=1, seeds=(1,), progress=False)
     assert shot_sweep(clip32, [task], shots=(1,), seeds=(1,), methods=("linear_probe",), progress=False).shape[0] == 2
 

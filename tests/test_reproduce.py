@@ -144,7 +144,8 @@ def test_cli_reproduce_subcommand(tmp_path, capsys):
 
 def test_sweeps_run_the_official_uncached_loop_when_asked():
     from coop_tutorial import CoOpConfig, load_clip
-    from coop_tutorial.sweeps import encode_task, fit_coop, shot_sweep
+    from coop_tutorial.sweeps import fit_coop, shot_sweep
+    from coop_tutorial.task_features import encode_task
 
     clip = load_clip("tiny")
     task = encode_task(clip, "counts", n_views=2)

@@ -1,12 +1,15 @@
-"""Shared experiments (sweeps), the world report's checks and the quickstart, on the shipped tiny CLIP."""
+"""Shared experiments (task encoding, prompt tables, sweeps), the world report's checks and the quickstart, on the
+shipped tiny CLIP."""
 from typing import Optional
 import pandas as pd
 import pytest
 import torch
 
 from coop_tutorial import CoOpConfig, load_clip
-from coop_tutorial.sweeps import (encode_task, encode_test_set, prompt_summary, prompt_table, shift_drops,
-                                  shift_table, shot_sweep, subset_features, sweep_summary)
+from coop_tutorial.evaluation import sweep_summary
+from coop_tutorial.prompt_study import prompt_summary, prompt_table
+from coop_tutorial.sweeps import shift_drops, shift_table, shot_sweep
+from coop_tutorial.task_features import encode_task, encode_test_split, subset_features
 from coop_tutorial.embedded.report import world_checks
 
 
@@ -66,7 +69,7 @@ def test_shot_sweep_rows_and_summary(clip, counts):
 
 def test_shift_table_shape_and_drops(clip):
     shapes = encode_task(clip, "shapes", n_views=1)
-    targets = {"shapes_sketch": encode_test_set(clip, "shapes_sketch")}
+    targets = {"shapes_sketch": encode_test_split(clip, "shapes_sketch").test}
     table = shift_table(clip, shapes, targets, shots=1, seeds=(1,), config=quick(1))
     assert list(table.index) == ["zero_shot", "linear_probe", "coop"]
     assert list(table.columns) == ["shapes", "shapes_sketch"]
@@ -77,7 +80,7 @@ def test_shift_table_shape_and_drops(clip):
 def test_shift_table_refuses_other_classes(clip):
     shapes = encode_task(clip, "shapes", n_views=1)
     with pytest.raises(ValueError, match="classes that 'shapes' does not have"):
-        shift_table(clip, shapes, {"counts": encode_test_set(clip, "counts")}, shots=1, seeds=(1,), config=quick(1))
+        shift_table(clip, shapes, {"counts": encode_test_split(clip, "counts").test}, shots=1, seeds=(1,), config=quick(1))
 
 
 def _summary(best, worst, probe, coop16, coop1):

@@ -1,8 +1,7 @@
-"""The notebook helpers of ``sweeps`` (task roles, recipes, one-word edits, ensembles, design ablations,
-transplants), on a small random CLIP and fake image tasks: fast, no shipped model needed."""
+"""The notebooks' study helpers (one-word edits, ensembles, design ablations, transplants, word spacing, the run
+cache, test-split encoding), on a small random CLIP and fake image tasks: fast, no shipped model needed."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import pandas as pd
@@ -10,10 +9,13 @@ import pytest
 import torch
 
 import coop_tutorial as ct
-from coop_tutorial import CoOpConfig, PromptLearner, use_world
-from coop_tutorial.sweeps import (DESIGN_VARIANTS, coop_recipe, design_sweep, encode_task, ensemble_table,
-                                  one_word_edits, sampling_error, shot_sweep, task_overview, task_roles,
-                                  transplant_table, vocabulary_neighbour_distance, _word_distance)
+from coop_tutorial import CoOpConfig, PromptLearner
+from coop_tutorial.evaluation import sampling_error
+from coop_tutorial.interpret import transplant_table, vocabulary_neighbour_distance
+from coop_tutorial.prompt_study import _word_distance, ensemble_table, one_word_edits, prompt_table
+from coop_tutorial.run_cache import coop_cache_path
+from coop_tutorial.sweeps import DESIGN_VARIANTS, design_sweep, fit_coop, shot_sweep
+from coop_tutorial.task_features import encode_task, encode_test_split
 from conftest import FakeImages
 
 TEMPLATES = ["a photo of a {}.", "a picture of a {}.", "a {}.", "a photo of the {}."]
@@ -36,23 +38,6 @@ def quick(shots: int, dataset: Optional[str] = None) -> CoOpConfig:
 @pytest.fixture(scope="module")
 def fake_tasks(clip32):
     return [encode_task(clip32, name, n_views=2, load_task=fake_loader) for name in ("three", "two")]
-
-
-def test_task_roles_name_each_worlds_tasks():
-    embedded = task_roles(use_world("embedded", device="cpu"))
-    assert embedded.source in embedded.main and embedded.showcase in embedded.main
-    assert embedded.shifts and not set(embedded.shifts) & set(embedded.main)
-    real = task_roles(use_world("real", device="cpu"), only_available=False)
-    assert real.source == "imagenet" and real.showcase == "dtd"
-    assert set(real.shifts) == {"imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"}
-    assert "eurosat" in real.main and "imagenet_a" not in real.main
-
-
-def test_coop_recipe_follows_the_world():
-    assert coop_recipe(use_world("embedded", device="cpu"))(16) == CoOpConfig.embedded(16)
-    real = coop_recipe(use_world("real", device="cpu"), dataset="imagenet")
-    assert real(16) == CoOpConfig.paper(16, dataset="imagenet") and real(16).epochs == 50
-    assert coop_recipe(use_world("real", device="cpu"))(16, seed=3) == CoOpConfig.paper(16, seed=3)
 
 
 def test_sampling_error():
@@ -120,17 +105,7 @@ def test_vocabulary_neighbour_distance_is_positive(clip32):
     assert distances.shape[0] <= len(trained) and (distances > 0).all() and torch.isfinite(distances).all()
 
 
-def test_task_overview_embedded():
-    world = use_world("embedded", device="cpu")
-    overview = task_overview(world, ["counts", "shapes_sketch"])
-    assert overview.loc["counts", "classes"] == 4 and overview.loc["counts", "n_train"] > 0
-    assert pd.isna(overview.loc["shapes_sketch", "n_train"]) and overview.loc["shapes_sketch", "n_test"] > 0
-    assert "Sketch" in overview.loc["shapes_sketch", "stands_for"]
-
-
 def test_fit_coop_cache_reuses_the_run(clip32, fake_tasks, tmp_path):
-    from coop_tutorial.sweeps import coop_cache_path, fit_coop
-
     task = fake_tasks[0]
     config = quick(2)
     fresh = fit_coop(clip32, task, 2, 1, config, cache_dir=tmp_path)
@@ -151,25 +126,8 @@ def test_fit_coop_cache_reuses_the_run(clip32, fake_tasks, tmp_path):
     assert coop_cache_path(tmp_path, clip32, task, 2, config.replace(seed=1, eval_every=3, progress=False)) == path
 
 
-def test_cache_dir_for_follows_the_data_root(tmp_path, monkeypatch):
-    from coop_tutorial.sweeps import cache_dir_for
-
-    monkeypatch.delenv("COOP_DATA", raising=False)
-    assert cache_dir_for(use_world("embedded", device="cpu")) == Path("data/cache/tiny")
-    assert cache_dir_for(use_world("real", backbone="ViT-B/16", data_root=tmp_path, device="cpu")) == \
-        tmp_path / "cache" / "ViT-B-16"
-
-
-def test_task_roles_leave_out_missing_real_datasets(tmp_path):
-    with pytest.warns(UserWarning, match="left out"):
-        roles = task_roles(use_world("real", data_root=tmp_path, device="cpu"))
-    assert roles.main == [] and roles.shifts == [] and roles.source == "imagenet"
-
-
-def test_encode_test_task_feeds_the_prompt_tables(clip32):
-    from coop_tutorial.sweeps import encode_test_task, prompt_table
-
-    task = encode_test_task(clip32, "three", load_task=fake_loader)
+def test_encode_test_split_feeds_the_prompt_tables(clip32):
+    task = encode_test_split(clip32, "three", load_task=fake_loader)
     assert task.test.n_images == 9 and task.templates == TEMPLATES
     table = prompt_table(clip32, [task])
     assert len(table) == len(TEMPLATES) and set(table["task"]) == {"three"}

@@ -1,4 +1,5 @@
-"""The registry across worlds (``list_tasks``/``load_task``), the world switch, and torchvision downloads."""
+"""The registry across worlds (``list_tasks``/``load_task``), the world switch and what a notebook sets up from a world
+(task roles, recipe, cache folder, task overview), and torchvision downloads."""
 from __future__ import annotations
 
 import inspect
@@ -6,6 +7,7 @@ import types
 import urllib.error
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from types import SimpleNamespace
 import torch
@@ -13,6 +15,7 @@ import torchvision
 
 import coop_tutorial.tasks as tasks
 import coop_tutorial.worlds as worlds
+from coop_tutorial import CoOpConfig
 from coop_tutorial.datasets import REAL_DATASETS, DatasetNotFoundError, RelabeledSubset
 from coop_tutorial.datasets.metadata import METADATA_DIR, flowers102_classnames, imagenet_wnids
 from coop_tutorial.datasets.registry import READERS
@@ -217,3 +220,44 @@ def test_switching_kind_switches_a_default_backbone():
 def test_typos_find_the_dataset_through_its_aliases(fake_world, typo, meant):
     with pytest.raises(ValueError, match=f"Did you mean '{meant}'"):
         tasks.load_task(typo, "test")
+
+
+# ---- what the notebooks set up from a world: roles, recipe, cache folder, task overview
+
+
+def test_task_roles_name_each_worlds_tasks():
+    embedded = use_world("embedded", device="cpu").roles()
+    assert embedded.source in embedded.main and embedded.showcase in embedded.main
+    assert embedded.shifts and not set(embedded.shifts) & set(embedded.main)
+    real = use_world("real", device="cpu").roles(only_available=False)
+    assert real.source == "imagenet" and real.showcase == "dtd"
+    assert set(real.shifts) == {"imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"}
+    assert "eurosat" in real.main and "imagenet_a" not in real.main
+
+
+def test_the_recipe_follows_the_world():
+    assert use_world("embedded", device="cpu").recipe()(16) == CoOpConfig.embedded(16)
+    real = use_world("real", device="cpu").recipe(dataset="imagenet")
+    assert real(16) == CoOpConfig.paper(16, dataset="imagenet") and real(16).epochs == 50
+    assert use_world("real", device="cpu").recipe()(16, seed=3) == CoOpConfig.paper(16, seed=3)
+
+
+def test_task_overview_embedded():
+    world = use_world("embedded", device="cpu")
+    overview = world.task_overview(["counts", "shapes_sketch"])
+    assert overview.loc["counts", "classes"] == 4 and overview.loc["counts", "n_train"] > 0
+    assert pd.isna(overview.loc["shapes_sketch", "n_train"]) and overview.loc["shapes_sketch", "n_test"] > 0
+    assert "Sketch" in overview.loc["shapes_sketch", "stands_for"]
+
+
+def test_cache_dir_follows_the_data_root(tmp_path, monkeypatch):
+    monkeypatch.delenv("COOP_DATA", raising=False)
+    assert use_world("embedded", device="cpu").cache_dir == Path("data/cache/tiny")
+    assert use_world("real", backbone="ViT-B/16", data_root=tmp_path, device="cpu").cache_dir == \
+        tmp_path / "cache" / "ViT-B-16"
+
+
+def test_task_roles_leave_out_missing_real_datasets(tmp_path):
+    with pytest.warns(UserWarning, match="left out"):
+        roles = use_world("real", data_root=tmp_path, device="cpu").roles()
+    assert roles.main == [] and roles.shifts == [] and roles.source == "imagenet"

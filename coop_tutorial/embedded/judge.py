@@ -19,8 +19,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..clip_loader import load_clip
-from ..evaluation import accuracy, mean_and_std, predict_logits
-from ..sweeps import coop_recipe, encode_task, fit_coop, fit_probe, subset_features
+from ..evaluation import mean_and_std, score
+from ..sweeps import fit_coop, fit_probe
+from ..task_features import encode_task, subset_features
 from ..worlds import World
 from ..zero_shot import template_accuracies, zero_shot_classifier
 
@@ -32,7 +33,7 @@ def judge_checkpoint(checkpoint: Optional[str], tasks: Sequence[str] = DEFAULT_T
     """Held-out validation accuracy (%) per (task, seed): zero-shot with the default template, the best
     hand-written prompt, the ``shots``-shot linear probe and CoOp (the embedded recipe)."""
     clip = load_clip("tiny", pretrained=checkpoint)
-    recipe = coop_recipe(World("embedded", device="cpu"))
+    recipe = World("embedded", device="cpu").recipe()
     rows = []
     jobs = [(name, seed) for name in tasks for seed in seeds]
     encoded = {name: encode_task(clip, name) for name in tasks}
@@ -45,9 +46,9 @@ def judge_checkpoint(checkpoint: Optional[str], tasks: Sequence[str] = DEFAULT_T
         zero = zero_shot_classifier(clip, task.classnames, task.templates[0])
         config = recipe(shots, dataset=name)
         coop = fit_coop(clip, task, shots, seed, config.replace(eval_every=config.epochs))
-        score = lambda classifier: 100 * accuracy(*predict_logits(classifier, held_out))  # noqa: E731
-        rows.append(dict(task=name, seed=seed, zero_shot=score(zero), best_prompt=100 * float(prompts["accuracy"].max()),
-                         linear_probe=score(fit_probe(task, shots, seed)), coop=score(coop.classifier)))
+        rows.append(dict(task=name, seed=seed, zero_shot=100 * score(zero, held_out), best_prompt=100 * float(prompts["accuracy"].max()),
+                         linear_probe=100 * score(fit_probe(task, shots, seed), held_out),
+                         coop=100 * score(coop.classifier, held_out)))
     frame = pd.DataFrame(rows)
     frame["coop_minus_best"] = frame["coop"] - frame["best_prompt"]
     frame["probe_minus_zero_shot"] = frame["linear_probe"] - frame["zero_shot"]

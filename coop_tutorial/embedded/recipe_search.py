@@ -18,8 +18,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..clip_loader import ClipBundle, load_clip
-from ..sweeps import TaskFeatures, _final_val_only, encode_task, fit_coop
 from ..evaluation import score
+from ..sweeps import final_val_only, fit_coop
+from ..task_features import TaskFeatures, encode_task
 from ..training import CoOpConfig
 
 # The candidates compared when the recipe was last chosen (see the README's embedded-world section).
@@ -48,7 +49,7 @@ def recipe_search(clip: ClipBundle, tasks: Sequence[TaskFeatures], candidates: M
     jobs = [(c, t, k, s) for c in candidates for t in tasks for k in shots for s in seeds]
     rows = []
     for name, task, k, seed in tqdm(jobs, desc="recipe search", disable=not progress):
-        config = _final_val_only(candidate_config(candidates[name], k))
+        config = final_val_only(candidate_config(candidates[name], k))
         classifier = fit_coop(clip, task, k, seed, config).classifier
         rows.append(dict(candidate=name, task=task.name, shots=k, seed=seed,
                          val_accuracy=100 * score(classifier, task.val)))

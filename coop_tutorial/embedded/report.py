@@ -21,10 +21,12 @@ from typing import Optional
 import pandas as pd
 
 from ..clip_loader import load_clip
-from ..validation import MAX_SEED
+from ..evaluation import sweep_summary
+from ..prompt_study import prompt_summary, prompt_table
 from ..shift_study import shift_checks
-from ..sweeps import (coop_recipe, encode_task, encode_test_set, prompt_summary, prompt_table, shift_drops,
-                      shift_table, shot_sweep, sweep_summary)
+from ..sweeps import shift_drops, shift_table, shot_sweep
+from ..task_features import encode_task, encode_test_split
+from ..validation import MAX_SEED
 from ..worlds import World
 from .suite import TASKS
 
@@ -49,7 +51,7 @@ def build_report(checkpoint: Optional[str] = None, seeds=(1, 2, 3), coop: bool =
     summary = prompt_summary(prompts)
     shots = (1, 2, 16) if coop else (16,)
     methods = ("linear_probe", "coop") if coop else ("linear_probe",)
-    recipe = coop_recipe(World("embedded", device="cpu"))  # the embedded preset, as the notebooks train
+    recipe = World("embedded", device="cpu").recipe()  # the embedded preset, as the notebooks train
     sweep = shot_sweep(clip, tasks, shots=shots, seeds=seeds, methods=methods, config=recipe, progress=progress)
     means = sweep_summary(sweep)["mean"]
     summary["probe_16"] = [means[(t, "linear_probe", 16)] for t in summary.index]
@@ -61,7 +63,7 @@ def build_report(checkpoint: Optional[str] = None, seeds=(1, 2, 3), coop: bool =
     shift_frame = None
     if shift:
         source = next(t for t in tasks if t.name == "shapes")
-        targets = {name: encode_test_set(clip, name) for name in SHIFTS}
+        targets = {name: encode_test_split(clip, name).test for name in SHIFTS}
         shift_frame = shift_table(clip, source, targets, shots=16, seeds=seeds, config=recipe)
     return WorldReport(prompts, summary, shift_frame, world_checks(summary, shift_frame, coop), sweep)
 
