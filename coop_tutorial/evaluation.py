@@ -70,10 +70,14 @@ def evaluate(classifier: Any, data: Data, clip: Optional[ClipBundle] = None,
 
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction correct; ``predictions`` are labels ``(N,)`` or logits ``(N, n_cls)``."""
+    """Fraction correct; ``predictions`` are labels ``(N,)`` or logits ``(N, n_cls)``.
+
+    Counted, then divided in double precision: a float32 mean would turn 504/800 into 0.62999999, and tables that
+    round means of such numbers would print one decimal lower than the counts say.
+    """
     if predictions.dim() == 2:
         predictions = predictions.argmax(dim=1)
-    return float((predictions.cpu() == labels.cpu()).float().mean()) if labels.numel() else float("nan")
+    return int((predictions.cpu() == labels.cpu()).sum()) / labels.numel() if labels.numel() else float("nan")
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:

@@ -95,3 +95,10 @@ def test_summarize_seeds_reports_mean_and_population_std():
     assert list(table.columns) == ["method", "shots", "accuracy_mean", "accuracy_std", "n_seeds"]
     single = ct.summarize_seeds(pd.DataFrame({"seed": [1, 2], "acc": [0.5, 0.7]}))
     assert single["acc_mean"].iloc[0] == pytest.approx(0.6) and single["acc_std"].iloc[0] == pytest.approx(0.1)
+
+
+def test_accuracy_is_the_exact_fraction():
+    # 504 of 800 is 0.63 exactly as a Python float; a float32 mean gives 0.6299999952 and rounded tables drift
+    labels = torch.zeros(800, dtype=torch.long)
+    predictions = torch.cat([torch.zeros(504, dtype=torch.long), torch.ones(296, dtype=torch.long)])
+    assert ct.accuracy(predictions, labels) == 504 / 800
