@@ -145,6 +145,6 @@ def template_accuracies(clip: ClipBundle, data: Union[Dataset, FeatureSet],
     image = features.view(0).to(text.device)  # (N, D)
     labels = features.labels.to(text.device)
     predictions = torch.einsum("nd,tcd->tnc", image, text).argmax(dim=-1)  # (T, N)
-    accuracy = (predictions == labels).float().mean(dim=1)
+    accuracy = (predictions == labels).sum(dim=1).double() / max(labels.numel(), 1)  # exact, as evaluation.accuracy
     shown = [t if isinstance(t, str) else format_prompt(t, "{}") for t in listed]
     return pd.DataFrame({"template": shown, "accuracy": accuracy.cpu().numpy()})
