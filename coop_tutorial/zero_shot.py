@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from ._text import clean_classname, tokenize_checked, validate_classnames
 from .validation import check_images
 from .clip_loader import ClipBundle
+from .evaluation import accuracy
 from .features import FeatureSet, check_labels, encode_dataset
 from .templates import dataset_template
 from .text_encoder import TextEncoder
@@ -145,6 +146,5 @@ def template_accuracies(clip: ClipBundle, data: Union[Dataset, FeatureSet],
     image = features.view(0).to(text.device)  # (N, D)
     labels = features.labels.to(text.device)
     predictions = torch.einsum("nd,tcd->tnc", image, text).argmax(dim=-1)  # (T, N)
-    accuracy = (predictions == labels).sum(dim=1).double() / max(labels.numel(), 1)  # exact, as evaluation.accuracy
     shown = [t if isinstance(t, str) else format_prompt(t, "{}") for t in listed]
-    return pd.DataFrame({"template": shown, "accuracy": accuracy.cpu().numpy()})
+    return pd.DataFrame({"template": shown, "accuracy": [accuracy(p, labels) for p in predictions]})
