@@ -428,6 +428,29 @@ def robustness(table: pd.DataFrame, source: str) -> Figure:
     return fig
 
 
+def training_length(table: pd.DataFrame, zero_shot: pd.Series, recipe_epochs: Optional[int] = None) -> Figure:
+    """CoOp's accuracy on each set against how long it trained (``shift_study.training_length_study``), each
+    set's zero-shot accuracy dashed in the same colour: where a line falls under its dash, the context has
+    fitted something of the source's images that the shifted set lacks."""
+    fig = Figure(figsize=(7.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    epochs = list(table.index)
+    for i, name in enumerate(table.columns):
+        colour = f"C{i}"
+        ax.plot(epochs, table[name], marker="o", color=colour, label=f"{name}" + (" (source)" if i == 0 else ""))
+        ax.axhline(zero_shot[name], color=colour, linestyle="--", linewidth=0.9)
+    if recipe_epochs is not None:
+        ax.axvline(recipe_epochs, color="grey", linewidth=0.8)
+        ax.annotate("the recipe", (recipe_epochs, ax.get_ylim()[1]), fontsize=8, ha="right", va="top")
+    ax.set_xscale("log")
+    ax.set_xticks(epochs, [str(e) for e in epochs])
+    ax.set_xlabel("epochs CoOp trained (cosine schedule over them)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("CoOp by training length (solid) against zero-shot CLIP (dashed)", fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
 # ----------------------------------------------------------------------------------------- inside the context
 
 

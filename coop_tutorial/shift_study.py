@@ -9,11 +9,18 @@ tables: a target the paper itself fails states more than the paper found.
 """
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Sequence, Union
 
 import pandas as pd
+from tqdm.auto import tqdm
 
+from .clip_loader import ClipBundle
 from .datasets.metadata import PAPER_RN50_DOMAIN_GENERALISATION
+from .features import FeatureSet
+from .sweeps import DEFAULT_SEEDS, Recipe, coop_shift_scores, fit_coop, recipe_config, shifted_columns
+from .task_features import TaskFeatures
+from .training import CoOpConfig
 
 # The 16-shot linear probe's row of the same table (RN50; REFERENCE.md, unverified).
 PAPER_RN50_LINEAR_PROBE_SHIFT: dict[str, float] = {
@@ -180,3 +187,42 @@ def claims_table(tables: dict[str, tuple[pd.DataFrame, Optional[float]]]) -> pd.
         columns[label] = pd.Series({name: ok for name, ok, _ in checks})
         columns[f"{label}: numbers"] = pd.Series({name: detail for name, _, detail in checks})
     return pd.DataFrame(columns)
+
+
+# How long to train, as fractions of the recipe's epochs: the embedded 200 -> 5, 10, 20, 50, 200.
+TRAINING_FRACTIONS = (1 / 40, 1 / 20, 1 / 10, 1 / 4, 1.0)
+
+
+def training_lengths(recipe_epochs: int, fractions: Sequence[float] = TRAINING_FRACTIONS) -> list[int]:
+    """Epoch counts to compare: each fraction of ``recipe_epochs`` (at least 1, no repeats), the recipe's last."""
+    return sorted({max(1, round(f * recipe_epochs)) for f in fractions})
+
+
+def training_length_study(clip: ClipBundle, source: TaskFeatures, targets: dict[str, FeatureSet],
+                          lengths: Sequence[int], shots: int = 16, seeds: Sequence[int] = DEFAULT_SEEDS,
+                          config: Union[Recipe, CoOpConfig, None] = None,
+                          cache_dir: Optional[Union[str, Path]] = None, progress: bool = True) -> pd.DataFrame:
+    """CoOp's accuracy (%) on the source's test split and on each shifted set after training ``lengths`` epochs
+    (each with the recipe's cosine schedule over that many epochs): rows epochs, columns the sets; mean over seeds.
+
+    It asks whether the context carries its gain to other image styles *less* the longer it fits the source's
+    images. The recipe's own length is one row; with ``cache_dir`` it is read from the contexts the shift table
+    already trained.
+    """
+    if config is None:
+        raise ValueError("training_length_study trains CoOp: pass config=world.recipe() (or a CoOpConfig).")
+    if not lengths or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in lengths):
+        raise ValueError(f"lengths must be positive epoch counts, e.g. training_lengths(200), got {lengths!r}.")
+    base = recipe_config(config, shots, source.name)
+    columns = shifted_columns(source, targets)
+    sets = {source.name: source.test, **targets}
+    rows = []
+    jobs = [(epochs, seed) for epochs in lengths for seed in seeds]
+    for epochs, seed in tqdm(jobs, desc="CoOp by training length", disable=not progress):
+        # the recipe's own length keeps its config, so its cached context is reused; shorter runs skip the
+        # per-epoch validation (what is learned is the same)
+        config_n = base if epochs == base.epochs else base.replace(
+            epochs=epochs, warmup_epochs=min(base.warmup_epochs, epochs - 1), eval_every=epochs)
+        coop = fit_coop(clip, source, shots, seed, config_n, cache_dir)
+        rows.append({"epochs": epochs, **coop_shift_scores(clip, coop, sets, columns)})
+    return pd.DataFrame(rows).groupby("epochs").mean()[list(sets)]

@@ -142,16 +142,7 @@ def shift_table(clip: ClipBundle, source: TaskFeatures, targets: dict[str, Featu
     """
     if config is None:
         raise ValueError("shift_table trains CoOp: pass config=world.recipe() (or a CoOpConfig).")
-    columns = {}  # target -> the source's label of each of its classes, or None when the classes are the same
-    for name, features in targets.items():
-        names = list(features.classnames) if features.classnames is not None else None
-        if names is None:
-            raise ValueError(f"{name!r} has no class names; a shifted test set needs them to be scored.")
-        unknown = [n for n in names if n not in source.classnames]
-        if unknown:
-            raise ValueError(f"{name!r} has classes that {source.name!r} does not have ({unknown[:3]}); a shifted "
-                             f"test set must hold the source's classes or a subset of them.")
-        columns[name] = None if names == source.classnames else [source.classnames.index(n) for n in names]
+    columns = shifted_columns(source, targets)
     sets = {source.name: source.test, **targets}
     zero = {name: zero_shot_classifier(clip, list(f.classnames) if columns.get(name) else source.classnames,
                                        source.templates[0]) for name, f in sets.items()}
@@ -162,12 +153,33 @@ def shift_table(clip: ClipBundle, source: TaskFeatures, targets: dict[str, Featu
         probe = fit_probe(source, shots, seed)
         coop = fit_coop(clip, source, shots, seed, config, cache_dir)
         probe_rows.append({n: 100 * _probe_accuracy(probe, f, columns.get(n)) for n, f in sets.items()})
-        coop_rows.append({n: 100 * score(
-            coop.classifier if columns.get(n) is None else CoOpClassifier(
-                clip, coop.learner.with_classnames(clip, list(f.classnames))), f) for n, f in sets.items()})
+        coop_rows.append(coop_shift_scores(clip, coop, sets, columns))
     table["linear_probe"] = pd.DataFrame(probe_rows).mean().to_dict()
     table["coop"] = pd.DataFrame(coop_rows).mean().to_dict()
     return pd.DataFrame(table).T[list(sets)]
+
+
+def shifted_columns(source: TaskFeatures, targets: dict[str, FeatureSet]) -> dict[str, Optional[list[int]]]:
+    """Per shifted set: the source's label of each of its classes, or None when its classes are the source's."""
+    columns = {}
+    for name, features in targets.items():
+        names = list(features.classnames) if features.classnames is not None else None
+        if names is None:
+            raise ValueError(f"{name!r} has no class names; a shifted test set needs them to be scored.")
+        unknown = [n for n in names if n not in source.classnames]
+        if unknown:
+            raise ValueError(f"{name!r} has classes that {source.name!r} does not have ({unknown[:3]}); a shifted "
+                             f"test set must hold the source's classes or a subset of them.")
+        columns[name] = None if names == source.classnames else [source.classnames.index(n) for n in names]
+    return columns
+
+
+def coop_shift_scores(clip: ClipBundle, coop: TrainResult, sets: dict[str, FeatureSet],
+                      columns: dict[str, Optional[list[int]]]) -> dict[str, float]:
+    """Accuracy (%) of one learned context on each set; on a class subset its prompts are rebuilt for the
+    subset's class names with the context kept (``PromptLearner.with_classnames``), as the official code does."""
+    return {n: 100 * score(coop.classifier if columns.get(n) is None else CoOpClassifier(
+        clip, coop.learner.with_classnames(clip, list(f.classnames))), f) for n, f in sets.items()}
 
 
 def _probe_accuracy(probe: LinearProbe, features: FeatureSet, columns: Optional[list[int]]) -> float:

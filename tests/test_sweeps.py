@@ -132,3 +132,27 @@ def test_recipe_search_scores_candidates_on_validation_only(clip, counts):
     pd.testing.assert_frame_equal(results, again)
     summary = search_summary(results)
     assert list(summary.columns) == ["counts", "mean"] and summary["mean"].is_monotonic_decreasing
+
+
+def test_training_length_study_trains_each_length_and_reuses_the_recipes_own(clip, tmp_path):
+    from coop_tutorial import plots
+    from coop_tutorial.shift_study import training_length_study, training_lengths
+
+    assert training_lengths(200) == [5, 10, 20, 50, 200] and training_lengths(50) == [1, 2, 5, 12, 50]
+    assert training_lengths(1) == [1]  # a quick run: one length, no repeats
+    shapes = encode_task(clip, "shapes", n_views=1)
+    targets = {"shapes_sketch": encode_test_split(clip, "shapes_sketch").test}
+    recipe = CoOpConfig.embedded(1, epochs=3, progress=False)
+    full = shift_table(clip, shapes, targets, shots=1, seeds=(1,), config=recipe, cache_dir=tmp_path)
+    table = training_length_study(clip, shapes, targets, [1, 3], shots=1, seeds=(1,), config=recipe,
+                                  cache_dir=tmp_path, progress=False)
+    assert list(table.index) == [1, 3] and list(table.columns) == ["shapes", "shapes_sketch"]
+    # the recipe's own length is the context the shift table trained (read from the cache: the same numbers)
+    assert table.loc[3].to_dict() == pytest.approx(full.loc["coop"].to_dict())
+    assert ((table >= 0) & (table <= 100)).all().all()
+    figure = plots.training_length(table, full.loc["zero_shot"], recipe_epochs=3)
+    assert len(figure.axes[0].lines) == 2 * 2 + 1  # a line and a dash per set, the recipe's marker
+    with pytest.raises(ValueError, match="positive epoch counts"):
+        training_length_study(clip, shapes, targets, [0], shots=1, seeds=(1,), config=recipe)
+    with pytest.raises(ValueError, match="config=world.recipe"):
+        training_length_study(clip, shapes, targets, [1], shots=1, seeds=(1,))

@@ -24,8 +24,8 @@ recipe = World("embedded", device="cpu").recipe()(16, dataset="shapes")
 task = encode_task(clip, "shapes")
 design = {name: encode_dataset(clip, load_task(name, DESIGN_SPLIT), progress=False) for name in shifted_sets("shapes")}
 variants = {"recipe (M=16, random)": {}, "M=4, random": dict(n_ctx=4), "M=4, 'a photo of a'": dict(ctx_init="a photo of a"),
-            "M=16, 5 epochs": dict(epochs=5), "M=16, 20 epochs": dict(epochs=20),
-            "M=16, class-specific": dict(csc=True)}
+            "M=16, class-specific": dict(csc=True),
+            **{f"M=16, {n} epochs": dict(epochs=n) for n in (5, 10, 20, 50, 100)}}
 rows = []
 for seed in (1, 2, 3):
     _, val_draw = task.few_shot_splits(16, seed)
