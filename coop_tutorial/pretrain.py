@@ -57,6 +57,10 @@ class PretrainConfig:
             check_positive_int(getattr(self, name), f"PretrainConfig.{name} (--{name.replace('_', '-')})", minimum)
         if self.snapshot_every is not None:
             check_positive_int(self.snapshot_every, "PretrainConfig.snapshot_every (--snapshot-every)")
+            if self.snapshot_every >= self.steps:
+                raise ValueError(f"PretrainConfig.snapshot_every (--snapshot-every) is {self.snapshot_every}, not less "
+                                 f"than steps ({self.steps}): no snapshot would be written (the final checkpoint "
+                                 f"always is). Use a smaller N, or leave it out.")
         if self.threads is not None:
             check_positive_int(self.threads, "PretrainConfig.threads (--threads)")
         check_seed(self.seed, "PretrainConfig.seed (--seed)")
@@ -216,6 +220,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = parser.parse_args(argv)
     if args.out.is_dir():
         parser.error(f"--out {args.out} is a directory; give the file to write, e.g. {args.out / 'tiny_clip.safetensors'}.")
+    if args.out.suffix != ".safetensors":
+        parser.error(f"--out {args.out} must end in .safetensors: the weights are written in that format, and the "
+                     f"snapshots, log and curve beside them are named from it (e.g. {args.out.with_suffix('.safetensors')}).")
     if args.resave is not None:
         try:
             metadata = resave(args.resave, args.out)

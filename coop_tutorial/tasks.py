@@ -60,7 +60,8 @@ def load_task(name: str, split: str, transform: Optional[Callable] = None, root:
     Args:
         name: an embedded task (``list_tasks()["embedded"]``) or one of the paper's datasets (``"imagenet"``,
             ``"eurosat"``, ``"oxford_flowers"`` alias ``"flowers102"``, ..., ``list_tasks()["real"]``).
-        split: ``"train"``, ``"val"`` or ``"test"`` (distribution-shift sets: ``"test"`` only).
+        split: ``"train"``, ``"val"`` or ``"test"`` (distribution-shift sets: ``"test"`` only; the embedded ones
+            also ``"design"``, a second draw for judging pretraining checkpoints, never for choosing a recipe).
         transform: applied to each PIL image, e.g. ``clip.preprocess``.
         root: where data lives. Real datasets: default ``$COOP_DATA`` or ``./data``; embedded: its cache.
         download: real datasets only: let torchvision fetch what it can (Flowers102, DTD, Pets, Food101,

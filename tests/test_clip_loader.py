@@ -154,9 +154,20 @@ def test_pretrain_snapshots_leave_loadable_checkpoints_along_the_way(tmp_path):
 def test_judge_scores_a_checkpoint_on_held_out_validation_images():
     from coop_tutorial.embedded.judge import judge_checkpoint, judge_summary
 
-    frame = judge_checkpoint(None, tasks=["shapes"], shots=2, seeds=[1], progress=False)
+    from coop_tutorial.embedded.judge import shift_summary
+
+    frame = judge_checkpoint(None, tasks=["shapes"], shots=2, seeds=[1], progress=False, shifts=True)
     row = frame.iloc[0]
     assert set(frame.columns) >= {"zero_shot", "best_prompt", "linear_probe", "coop", "coop_minus_best"}
     assert row["best_prompt"] >= row["zero_shot"] - 1e-3  # the default template is one of the candidates
     assert row["coop_minus_best"] == pytest.approx(row["coop"] - row["best_prompt"])
-    assert 0 <= row["coop"] <= 100 and judge_summary(frame).shape[0] == 1
+    plain = frame.drop(columns=[c for c in frame.columns if "@" in c])
+    assert 0 <= row["coop"] <= 100 and judge_summary(plain).shape[0] == 1
+    # the robustness claims, read on the design draws of the shifted sets (never their test images)
+    table, checks = shift_summary(frame, "shapes")
+    assert list(table.columns) == ["shapes", "shapes_v2", "shapes_sketch", "shapes_hard", "shapes_painting"]
+    assert table.loc["coop", "shapes_sketch"] == row["coop@shapes_sketch"] and len(checks) == 8
+    with pytest.raises(ValueError, match="shifts=True"):
+        shift_summary(plain, "shapes")
+    with pytest.raises(ValueError, match="read with --shifts on its source"):
+        judge_checkpoint(None, tasks=["shapes_sketch"], shots=2, seeds=[1], progress=False)

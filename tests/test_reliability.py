@@ -28,7 +28,7 @@ from coop_tutorial import clip_loader, pretrain, quickstart, safe_load
 from coop_tutorial.datasets import registry
 from coop_tutorial.datasets.base import DatasetLayoutError
 from coop_tutorial.validation import UnnormalisedImagesWarning
-from coop_tutorial.embedded import report, weights
+from coop_tutorial.embedded import judge, report, weights
 from _network_guard import no_network  # noqa: F401 (autouse fixture)
 from conftest import CLASSNAMES, FakeImages, make_clip
 from fake_datasets import make_dtd, write_image
@@ -336,6 +336,12 @@ TRIALS: list[tuple[str, Callable[[Env], Any], Optional[type], str]] = [
     ("pretrain --batch-size 0", lambda e: _cli(pretrain.main, "--batch-size", "0"), SystemExit, "batch-size"),
     ("pretrain --out a directory", lambda e: _cli(pretrain.main, "--out", str(e.tmp)), SystemExit,
      "is a directory"),
+    ("pretrain --snapshot-every not under --steps", lambda e: _cli(pretrain.main, "--steps", "4", "--snapshot-every",
+                                                                   "4"), SystemExit, "no snapshot would be written"),
+    ("pretrain --out without .safetensors", lambda e: _cli(pretrain.main, "--out", str(e.tmp / "weights.pt")),
+     SystemExit, "must end in .safetensors"),
+    ("judge a shifted set as a source", lambda e: _cli(judge.main, "--tasks", "shapes_sketch"), SystemExit,
+     "read with --shifts on its source"),
     ("pretrain --resave a corrupt file", lambda e: _cli(pretrain.main, "--resave", str(_corrupt_file(e)), "--out",
                                                        str(e.tmp / "o.safetensors")), SystemExit,
      "not a readable safetensors"),

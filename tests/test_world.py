@@ -87,13 +87,20 @@ def test_splits_differ_and_drawing_is_deterministic():
     assert not np.array_equal(images_a[:10], test_images[:10])
 
 
-def test_shifted_sets_are_test_only_and_share_classes():
+def test_shifted_sets_have_a_test_split_and_a_design_draw_and_share_classes():
+    from coop_tutorial.embedded.suite import DESIGN_SPLIT
+
     for name, spec in TASKS.items():
         if spec.source:
-            assert spec.splits == ("test",)
+            assert spec.splits == ("test", DESIGN_SPLIT)
             assert spec.classnames == TASKS[spec.source].classnames
-    with pytest.raises(ValueError, match="only 'test'"):
+    with pytest.raises(ValueError, match="shifted test set: 'test', and 'design'"):
         load_embedded_task("shapes_sketch", "train")
+    spec = TASKS["shapes_sketch"]
+    design, _ = draw_task(spec, DESIGN_SPLIT)
+    test, _ = draw_task(spec, "test")
+    assert len(design) == 40 * len(spec.classes) and len(test) == 80 * len(spec.classes)
+    assert not any(np.array_equal(d, t) for d in design[:20] for t in test[:200])  # another draw, not test images
 
 
 def test_unknown_task_is_a_clear_error():
