@@ -34,7 +34,7 @@ from .datasets.splits import base_new_classes
 from .features import FeatureSet
 from .evaluation import score
 from .run_cache import code_fingerprint, digest
-from .sweeps import DEFAULT_SEEDS, final_val_only, fit_coop
+from .sweeps import DEFAULT_SEEDS, Recipe, final_val_only, fit_coop, recipe_config
 from .task_features import TaskFeatures, encode_task
 from .training import CoOpConfig
 from .zero_shot import zero_shot_classifier
@@ -45,6 +45,8 @@ METHODS = ("zero_shot", "coop", "cocoop")
 CONTROL = "no_meta_net"
 # The real world's default tasks: the course classic (Flowers102) and the texture set the other notebooks use.
 REAL_BASE_TO_NEW_TASKS = ("oxford_flowers", "dtd")
+# The real world's default backbone here: the CoCoOp paper's (its base-to-new tables are ViT-B/16's), not RN50.
+REAL_BASE_TO_NEW_BACKBONE = "ViT-B-16"
 MIN_CLASSES = 8  # the embedded tasks big enough for two halves of >= 4 classes
 
 # The CoCoOp paper, ViT-B/16, average over 11 datasets (base, new, H), as the MaPLe README reports it.
@@ -104,16 +106,31 @@ def default_tasks(world, names: Optional[Sequence[str]] = None) -> list[str]:
     return [n for n in world.roles().main if len(world.load_task(n, "test").classnames) >= MIN_CLASSES]
 
 
-def cocoop_recipe(world) -> CoCoOpConfig:
-    """The embedded preset in the embedded world, the paper's recipe in the real one."""
-    return CoCoOpConfig.embedded() if world.kind == "embedded" else CoCoOpConfig.paper()
+def default_backbone(kind: str, backbone: Optional[str] = None) -> Optional[str]:
+    """The backbone the base-to-new notebook runs in world ``kind``: ``backbone`` when given; else the embedded
+    world's own (``None``: the tiny CLIP) or, in the real world, ViT-B/16, the backbone of the CoCoOp paper's
+    base-to-new table (the other notebooks default to CoOp's RN50)."""
+    if backbone is not None:
+        return backbone
+    return REAL_BASE_TO_NEW_BACKBONE if kind == "real" else None
+
+
+def cocoop_recipe(world, epochs: Optional[int] = None) -> CoCoOpConfig:
+    """The embedded preset in the embedded world, the paper's recipe in the real one. ``epochs``: fewer than the
+    recipe's, for a quick look (the warm-up epoch is dropped if it would leave none), as ``world.recipe`` does."""
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"EPOCHS must be a positive integer, or None for the recipe's, got {epochs!r}.")
+    config = CoCoOpConfig.embedded() if world.kind == "embedded" else CoCoOpConfig.paper()
+    if epochs is None:
+        return config
+    return config.replace(epochs=epochs, warmup_epochs=min(config.warmup_epochs, epochs - 1))
 
 
 def _require_recipes(methods: Sequence[str], coop_config, cocoop_config) -> None:
     """No hidden default recipe: the tiny model's recipe would silently train real CLIP with the wrong optimiser."""
     if "coop" in methods and coop_config is None:
         raise ValueError("coop_config is required for CoOp: pass the world's recipe, world.recipe() "
-                         "(or a shots -> CoOpConfig function such as CoOpConfig.embedded / CoOpConfig.paper).")
+                         "(a (shots, dataset=...) -> CoOpConfig function, such as CoOpConfig.paper, or a CoOpConfig).")
     if ({"cocoop", CONTROL} & set(methods)) and cocoop_config is None:
         raise ValueError("cocoop_config is required for CoCoOp: pass the world's recipe, cocoop_recipe(world) "
                          "(CoCoOpConfig.embedded() or CoCoOpConfig.paper()).")
@@ -179,14 +196,15 @@ def _cocoop_half_accuracies(clip: ClipBundle, base: TaskFeatures, new: TaskFeatu
 
 def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: int = 16,
                       seeds: Sequence[int] = DEFAULT_SEEDS, methods: Sequence[str] = METHODS,
-                      coop_config: Optional[Callable[[int], CoOpConfig]] = None,
+                      coop_config: Optional[Union[Recipe, CoOpConfig]] = None,
                       cocoop_config: Optional[CoCoOpConfig] = None, progress: bool = True,
                       cache_dir: Optional[Union[str, Path]] = None, keep: Optional[dict] = None) -> pd.DataFrame:
     """Test accuracy (%) on base and new classes: one row per (task, method, seed) with columns ``base``, ``new``.
 
     Args:
         tasks: encoded tasks (all classes); each is split with ``class_half``.
-        coop_config: ``shots -> CoOpConfig``, required for CoOp (``world.recipe()``).
+        coop_config: the recipe, required for CoOp: ``world.recipe()``, called with each task's name (ImageNet's
+            differs), or one ``CoOpConfig`` for every task (see ``sweeps.recipe_config``).
         methods: any of ``METHODS`` and ``CONTROL`` (``"no_meta_net"``: CoOp trained with ``cocoop_config``'s
             context and recipe, i.e. CoCoOp without its meta-network).
         cocoop_config: required for CoCoOp and the control (``cocoop_recipe(world)``).
@@ -198,7 +216,6 @@ def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: in
     if unknown:
         raise ValueError(f"Unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS + (CONTROL,))}.")
     _require_recipes(methods, coop_config, cocoop_config)
-    make_coop = coop_config
     halves = [(task, class_half(task, "base"), class_half(task, "new")) for task in tasks]
     rows = []
     if "zero_shot" in methods:
@@ -211,7 +228,8 @@ def base_to_new_sweep(clip: ClipBundle, tasks: Sequence[TaskFeatures], shots: in
     jobs = [(h, m, s) for h in halves for m in methods if m != "zero_shot" for s in seeds]
     for (task, base, new), method, seed in tqdm(jobs, desc="base-to-new", disable=not progress):
         if method == "coop":
-            b, n, result = _coop_half_accuracies(clip, base, new, shots, seed, make_coop(shots), cache_dir)
+            b, n, result = _coop_half_accuracies(clip, base, new, shots, seed,
+                                                 recipe_config(coop_config, shots, task.name), cache_dir)
         elif method == CONTROL:
             b, n, result = _coop_half_accuracies(clip, base, new, shots, seed, coop_config_like(cocoop_config),
                                                  cache_dir)
@@ -282,17 +300,17 @@ def paired_difference(sweep: pd.DataFrame, a: str, b: str, column: str, task: Op
 
 def cross_dataset_sweep(clip: ClipBundle, source: TaskFeatures, targets: Sequence[Any], shots: int = 16,
                         seeds: Sequence[int] = DEFAULT_SEEDS, methods: Sequence[str] = METHODS,
-                        coop_config: Optional[Callable[[int], CoOpConfig]] = None,
+                        coop_config: Optional[Union[Recipe, CoOpConfig]] = None,
                         cocoop_config: Optional[CoCoOpConfig] = None, progress: bool = True,
                         cache_dir: Optional[Union[str, Path]] = None) -> pd.DataFrame:
     """Learn on ``source`` (all its classes), test on it and on every target task's classes: one row per
     (method, seed, task) with ``accuracy`` (%). ``targets``: ``TaskFeatures`` or ``EncodedTestSplit``
-    (anything with ``name``, ``classnames``, ``templates``, ``test``). Zero-shot uses each task's default template."""
+    (anything with ``name``, ``classnames``, ``templates``, ``test``). Zero-shot uses each task's default template.
+    ``coop_config``: the recipe (``world.recipe()``, called with the source's name, or a ``CoOpConfig``)."""
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"Unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}.")
     _require_recipes(methods, coop_config, cocoop_config)
-    make_coop = coop_config
     everything = [source] + [t for t in targets if t.name != source.name]
     rows = []
     if "zero_shot" in methods:
@@ -302,7 +320,8 @@ def cross_dataset_sweep(clip: ClipBundle, source: TaskFeatures, targets: Sequenc
     jobs = [(m, s) for m in methods if m != "zero_shot" for s in seeds]
     for method, seed in tqdm(jobs, desc=f"cross-dataset from {source.name}", disable=not progress):
         if method == "coop":
-            learner = fit_coop(clip, source, shots, seed, final_val_only(make_coop(shots)), cache_dir).learner
+            config = recipe_config(coop_config, shots, source.name)
+            learner = fit_coop(clip, source, shots, seed, final_val_only(config), cache_dir).learner
             for task in everything:
                 classifier = CoOpClassifier(clip, learner.with_classnames(clip, task.classnames))
                 rows.append(dict(method=method, seed=seed, task=task.name,

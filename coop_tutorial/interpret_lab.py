@@ -637,6 +637,24 @@ def waywardness_reach(table: pd.DataFrame, tolerance: float) -> float:
     return float(held["pull"].max())
 
 
+def waywardness_findings(table: pd.DataFrame, tolerance: float) -> dict[str, Any]:
+    """What the waywardness claims compare, read from ``waywardness_test``'s table (accuracies in %).
+
+    ``unpulled``: the weakest pull's accuracy; ``phrase``: the phrase typed as a prompt; ``spelled_pull`` and
+    ``spelled_accuracy``: the weakest pull whose nearest words spell the phrase exactly (NaN when no pull does, e.g.
+    too few steps: every claim about a spelled context is then false, not an error); ``nearly``: the accuracies of
+    the pulls that spell most (>= 90%) but not all of it; ``reach``: ``waywardness_reach(table, tolerance)``.
+    """
+    spelled = table[table["phrase_match"] >= 1.0].sort_values("pull")
+    nearly = table[(table["phrase_match"] >= 0.9) & (table["phrase_match"] < 1.0)]
+    return dict(unpulled=float(table.loc[table["pull"] == table["pull"].min(), "accuracy"].iloc[0]),
+                phrase=float(table.attrs["phrase_accuracy"]),
+                spelled_pull=float(spelled["pull"].iloc[0]) if len(spelled) else math.nan,
+                spelled_accuracy=float(spelled["accuracy"].iloc[0]) if len(spelled) else math.nan,
+                nearly=[float(a) for a in nearly["accuracy"]],
+                reach=waywardness_reach(table, tolerance))
+
+
 # ------------------------------------------------------------------------------ 6. function vs parameters
 
 

@@ -228,7 +228,11 @@ def test_harmonic_mean_is_taken_of_seed_averaged_accuracies():
 
 def test_protocol_sweeps_on_a_fake_task(clip32, make_dataset, single_thread):
     task = fake_task(clip32, make_dataset, CLASSNAMES)
-    coop = lambda shots: ct.CoOpConfig.embedded(shots, epochs=2, progress=False)  # noqa: E731
+    asked = []
+
+    def coop(shots, dataset=None):  # a world's recipe is asked per dataset (ImageNet's differs)
+        asked.append(dataset)
+        return ct.CoOpConfig.embedded(shots, epochs=2, progress=False)
     cocoop = CoCoOpConfig.embedded(epochs=2, progress=False)
     kept = {}
     sweep = base_to_new_sweep(clip32, [task], shots=2, seeds=(1,), coop_config=coop, cocoop_config=cocoop,
@@ -236,6 +240,7 @@ def test_protocol_sweeps_on_a_fake_task(clip32, make_dataset, single_thread):
     assert list(sweep["method"]) == ["zero_shot", "coop", "cocoop"]
     assert sweep[["base", "new"]].stack().between(0, 100).all()
     assert set(kept) == {("fake", "coop", 1), ("fake", "cocoop", 1)}
+    assert asked == ["fake"]  # the task's own name, not its half's ("fake[base]")
     control = base_to_new_sweep(clip32, [task], shots=2, seeds=(1,), methods=("no_meta_net",), cocoop_config=cocoop,
                                 progress=False, keep=kept)
     learner = kept[("fake", "no_meta_net", 1)].learner
@@ -245,6 +250,7 @@ def test_protocol_sweeps_on_a_fake_task(clip32, make_dataset, single_thread):
     other.name = "other"
     cross = cross_dataset_sweep(clip32, task, [other], shots=2, seeds=(1,), coop_config=coop, cocoop_config=cocoop,
                                 progress=False)
+    assert asked == ["fake", "fake"]  # the source's recipe
     table = cross_dataset_table(cross)
     assert list(table.columns) == ["fake", "other", "target_mean"] and len(table) == 3
     with pytest.raises(ValueError, match="Unknown method"):
@@ -325,11 +331,29 @@ def test_evaluation_in_bounded_groups_gives_the_same_logits(clip32, monkeypatch)
     assert result.predictions.tolist() == whole.argmax(1).tolist()
 
 
+def test_the_base_to_new_notebook_defaults_to_the_cocoop_papers_backbone_in_the_real_world():
+    from coop_tutorial.base_to_new import default_backbone
+
+    assert default_backbone("real") == "ViT-B-16"  # the CoCoOp paper's base-to-new tables
+    assert default_backbone("embedded") is None  # the world's own: the tiny CLIP
+    assert default_backbone("real", "RN50") == "RN50" and default_backbone("embedded", "tiny") == "tiny"
+    assert ct.use_world("real", backbone=default_backbone("real")).backbone == "ViT-B-16"
+    assert ct.use_world("embedded", backbone=default_backbone("embedded")).backbone == "tiny"
+
+
 def test_recipes_per_world_and_the_recipe_search(clip32, make_dataset, single_thread):
     from coop_tutorial.base_to_new import cocoop_recipe, coop_config_like, recipe_search, recipe_summary
 
     assert cocoop_recipe(ct.use_world("embedded")) == CoCoOpConfig.embedded()
     assert cocoop_recipe(ct.use_world("real", backbone="ViT-B-16", pretrained="openai")) == CoCoOpConfig.paper()
+    # EPOCHS for a quick look, as world.recipe(epochs=...): a warm-up epoch is dropped if it would leave none
+    real = ct.use_world("real", backbone="ViT-B-16", pretrained="openai")
+    assert cocoop_recipe(real, epochs=3) == CoCoOpConfig.paper(epochs=3)
+    assert cocoop_recipe(real, epochs=1) == CoCoOpConfig.paper(epochs=1, warmup_epochs=0)
+    assert cocoop_recipe(ct.use_world("embedded"), epochs=2).lr == CoCoOpConfig.embedded().lr
+    for bad in (0, True, 2.0, "3"):
+        with pytest.raises(ValueError, match="EPOCHS must be a positive integer"):
+            cocoop_recipe(real, epochs=bad)
     like = coop_config_like(CoCoOpConfig.embedded(seed=4))
     assert isinstance(like, ct.CoOpConfig) and (like.n_ctx, like.ctx_init, like.lr, like.seed) == (
         4, "a photo of a", CoCoOpConfig.embedded().lr, 4)

@@ -224,6 +224,26 @@ def test_a_full_pull_spells_the_phrase_and_no_pull_is_coop(clip32, task):
     assert table.loc[1, "phrase_match"] == 1.0 and table.loc[1, "distance"] == pytest.approx(0.0, abs=1e-5)
     assert table.loc[1, "words"].startswith("red dog")
     assert lab.waywardness_reach(table, tolerance=200.0) == 1.0
+    found = lab.waywardness_findings(table, tolerance=200.0)
+    assert (found["spelled_pull"], found["unpulled"]) == (1.0, table.loc[0, "accuracy"])
+
+
+def test_waywardness_findings_read_the_table_and_say_nan_when_no_pull_spells_the_phrase():
+    import math
+
+    import pandas as pd
+
+    table = pd.DataFrame({"pull": [0.0, 0.01, 0.1, 0.3], "accuracy": [80.0, 78.0, 60.0, 40.0],
+                          "phrase_match": [0.0, 0.95, 1.0, 1.0]})
+    table.attrs["phrase_accuracy"] = 45.0
+    found = lab.waywardness_findings(table, tolerance=5.0)
+    assert found == dict(unpulled=80.0, phrase=45.0, spelled_pull=0.1, spelled_accuracy=60.0, nearly=[78.0],
+                         reach=0.01)
+    # too weak a pull to spell the phrase (e.g. a dry run's single epoch): NaN, so claims about it are false
+    table["phrase_match"] = [0.0, 0.1, 0.2, 0.5]
+    found = lab.waywardness_findings(table, tolerance=5.0)
+    assert math.isnan(found["spelled_pull"]) and math.isnan(found["spelled_accuracy"]) and found["nearly"] == []
+    assert not found["reach"] < found["spelled_pull"]
 
 
 def test_waywardness_refuses_a_phrase_longer_than_the_context(clip32, task):

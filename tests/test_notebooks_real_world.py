@@ -3,7 +3,8 @@ copies of the paper's eleven datasets and ImageNet's four variants (-A and -R wi
 with a randomly initialised open_clip CLIP saved to a file, and tiny ``SHOTS``/``SEEDS``/``EPOCHS``.
 
 It proves the real-world path runs (loading, encoding only the drawn shots, recipes per dataset, the shift study
-with prompts rebuilt for other classes, every structural check); with random weights the claims about accuracy
+with prompts rebuilt for other classes, base-to-new class halves with CoOp and CoCoOp, the interpretation lab's
+instruments, every structural check); with random weights the claims about accuracy
 are skipped, visibly, by the claims helper, because the model says it is untrained.
 """
 from __future__ import annotations
@@ -18,9 +19,11 @@ from fake_datasets import make_paper_datasets
 
 papermill = pytest.importorskip("papermill", reason="the dry run executes the notebooks with papermill")
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("0[1-6]_*.ipynb"))  # the paper's story
-# The fewest shots, seeds and epochs that still run every cell: notebook 04 reads 1, 2 and 16 shots, notebook 06
-# compares two seeds; 16 shots of a fake dataset with fewer images keep them all (the paper's protocol).
+# the paper's story (01-06), base-to-new with CoCoOp (07: Flowers102 and DTD) and the interpretation lab (08: DTD)
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("0[1-8]_*.ipynb"))
+# The fewest shots, seeds and epochs that still run every cell: notebook 04 reads 1, 2 and 16 shots, notebooks 06
+# and 08 compare two seeds (07 pairs them for its seed noise); 16 shots of a fake dataset with fewer images keep
+# them all (the paper's protocol).
 SMALL = {"SHOTS": 2, "SEEDS": [1, 2], "EPOCHS": 1}
 PER_NOTEBOOK = {"04_shot_scaling": {"SHOTS": [1, 2, 16], "SEEDS": [1, 2], "DESIGN_SHOTS": 1}}
 

@@ -212,8 +212,9 @@ def test_console_script_entry_point_exists():
 
 
 NOTEBOOK_DIR = __import__("pathlib").Path(__file__).parents[1] / "notebooks"
-# the six notebooks of the paper's story take the parameters and run in both worlds (test_notebooks_real_world)
-NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("0[1-6]_*.ipynb"))
+# the notebooks (the paper's story, base-to-new, the interpretation lab) take the parameters and run in both
+# worlds (test_notebooks_real_world)
+NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("0[1-8]_*.ipynb"))
 PARAMETERS = {"WORLD", "BACKBONE", "PRETRAINED", "DATA_ROOT", "DOWNLOAD", "TASKS", "SHOTS", "SEEDS", "EPOCHS"}
 
 
