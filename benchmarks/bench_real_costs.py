@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from coop_tutorial import CoOpConfig, IMAGENET_CLASSNAMES, PromptLearner, load_clip
 from coop_tutorial.datasets.metadata import REAL_DATASETS
+from coop_tutorial.shift_study import training_lengths
 from coop_tutorial.training import build_classifier
 
 T4_EFFECTIVE_FLOPS = 4e12  # float32, half of the 8.1 TFLOP/s peak: an assumption, not a measurement
@@ -195,6 +196,12 @@ def main(argv: Optional[list[str]] = None) -> None:
             est_rows.append(cells)
         print(f"\nEstimated T4 time, {profile} (default parameters: 3 seeds, shots 1-16, the paper's epochs):")
         print(markdown_table(est_rows))
+    # notebook 05's training-length study, off by default in the real world: ImageNet, 16 shots, 3 seeds, the
+    # recipe's length read from 04's cache
+    lengths = training_lengths(epochs("imagenet", 16))
+    study = {"images": 0, "steps": {1000: 3 * sum(lengths[:-1]) * math.ceil(1000 * 16 / 32)}}
+    print(f"\nNotebook 05 with LENGTHS = {lengths}: {study['steps'][1000]:,} more CoOp steps at 1000 classes; "
+          + ", ".join(f"{name} ~{estimate(study, *costs[name])[0] / 3600:.1f} h on a T4 (estimate)" for name in backbones))
     print("SUMMARY: per-step costs measured; T4 times estimated at 4 TFLOP/s effective and 2 CPU cores decoding")
 
 

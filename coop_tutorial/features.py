@@ -140,7 +140,8 @@ def _encode_views(clip: ClipBundle, views: "AugmentedViews", batch_size: int, nu
             b, n_views = images.shape[:2]
             images = images.reshape(b * n_views, *images.shape[2:])  # (B * V, 3, S, S)
             check_images(images, clip.image_size)
-            feats = model.encode_image(images.to(device=device, dtype=clip.dtype))
+            feats = model.encode_image(_pad_rows(images, batch_size * n_views).to(device=device, dtype=clip.dtype))
+            feats = feats[:b * n_views]
             chunks.append(F.normalize(feats.float(), dim=-1).reshape(b, n_views, -1).cpu())
             labels.append(torch.as_tensor(batch_labels, dtype=torch.long))
     if not chunks:
@@ -177,6 +178,16 @@ def read_images_cache(path: Path, dataset: Dataset, indices: Sequence[int]) -> O
 
 def write_images_cache(path: Path, features: FeatureSet) -> None:
     _write_cache(path, features)
+
+
+def _pad_rows(images: torch.Tensor, rows: int) -> torch.Tensor:
+    """``images`` padded to ``rows`` with copies of its last image. The encoders' kernels give an image results that
+    depend on the batch *size* (by about 1e-5 on CPU), never on the other images in it: padding every batch to the
+    same size makes an image's features the same however many images a call encodes (a few-shot draw, a whole
+    split), which the linear probe's regularisation search is sensitive enough to need."""
+    if images.shape[0] >= rows:
+        return images
+    return torch.cat([images, images[-1:].expand(rows - images.shape[0], *images.shape[1:])])
 
 
 def encode_images(clip: ClipBundle, dataset: Dataset, indices: Sequence[int], augment: bool = False,

@@ -198,6 +198,15 @@ def training_lengths(recipe_epochs: int, fractions: Sequence[float] = TRAINING_F
     return sorted({max(1, round(f * recipe_epochs)) for f in fractions})
 
 
+def study_lengths(world_kind: str, recipe_epochs: int, lengths: Optional[Sequence[int]] = None) -> list[int]:
+    """The epoch counts notebook 05's training-length study trains: ``lengths`` when given (``[]`` skips it), else
+    ``training_lengths(recipe_epochs)`` in the embedded world and none in the real one, where on ImageNet the
+    shorter runs cost about as much as 04's 16-shot runs again (``benchmarks/bench_real_costs.py``)."""
+    if lengths is not None:
+        return sorted({int(n) for n in lengths})
+    return training_lengths(recipe_epochs) if world_kind == "embedded" else []
+
+
 def training_length_study(clip: ClipBundle, source: TaskFeatures, targets: dict[str, FeatureSet],
                           lengths: Sequence[int], shots: int = 16, seeds: Sequence[int] = DEFAULT_SEEDS,
                           config: Union[Recipe, CoOpConfig, None] = None,

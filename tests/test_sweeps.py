@@ -140,6 +140,9 @@ def test_training_length_study_trains_each_length_and_reuses_the_recipes_own(cli
 
     assert training_lengths(200) == [5, 10, 20, 50, 200] and training_lengths(50) == [1, 2, 5, 12, 50]
     assert training_lengths(1) == [1]  # a quick run: one length, no repeats
+    from coop_tutorial.shift_study import study_lengths
+    assert study_lengths("embedded", 200) == [5, 10, 20, 50, 200] and study_lengths("real", 50) == []
+    assert study_lengths("real", 50, [50, 5, 12, 5]) == [5, 12, 50] and study_lengths("embedded", 200, []) == []
     shapes = encode_task(clip, "shapes", n_views=1)
     targets = {"shapes_sketch": encode_test_split(clip, "shapes_sketch").test}
     recipe = CoOpConfig.embedded(1, epochs=3, progress=False)
