@@ -36,7 +36,7 @@ from .evaluation import score
 from .run_cache import code_fingerprint, digest
 from .sweeps import DEFAULT_SEEDS, Recipe, final_val_only, fit_coop, recipe_config
 from .task_features import TaskFeatures, encode_task
-from .training import CoOpConfig
+from .training import CoOpConfig, with_epochs
 from .zero_shot import zero_shot_classifier
 
 METHODS = ("zero_shot", "coop", "cocoop")
@@ -118,12 +118,7 @@ def default_backbone(kind: str, backbone: Optional[str] = None) -> Optional[str]
 def cocoop_recipe(world, epochs: Optional[int] = None) -> CoCoOpConfig:
     """The embedded preset in the embedded world, the paper's recipe in the real one. ``epochs``: fewer than the
     recipe's, for a quick look (the warm-up epoch is dropped if it would leave none), as ``world.recipe`` does."""
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
-        raise ValueError(f"EPOCHS must be a positive integer, or None for the recipe's, got {epochs!r}.")
-    config = CoCoOpConfig.embedded() if world.kind == "embedded" else CoCoOpConfig.paper()
-    if epochs is None:
-        return config
-    return config.replace(epochs=epochs, warmup_epochs=min(config.warmup_epochs, epochs - 1))
+    return with_epochs(CoCoOpConfig.embedded() if world.kind == "embedded" else CoCoOpConfig.paper(), epochs)
 
 
 def _require_recipes(methods: Sequence[str], coop_config, cocoop_config) -> None:

@@ -20,7 +20,7 @@ from .datasets.metadata import PAPER_RN50_DOMAIN_GENERALISATION
 from .features import FeatureSet
 from .sweeps import DEFAULT_SEEDS, Recipe, coop_shift_scores, fit_coop, recipe_config, shifted_columns
 from .task_features import TaskFeatures
-from .training import CoOpConfig
+from .training import CoOpConfig, with_epochs
 
 # The 16-shot linear probe's row of the same table (RN50; REFERENCE.md, unverified).
 PAPER_RN50_LINEAR_PROBE_SHIFT: dict[str, float] = {
@@ -230,8 +230,7 @@ def training_length_study(clip: ClipBundle, source: TaskFeatures, targets: dict[
     for epochs, seed in tqdm(jobs, desc="CoOp by training length", disable=not progress):
         # the recipe's own length keeps its config, so its cached context is reused; shorter runs skip the
         # per-epoch validation (what is learned is the same)
-        config_n = base if epochs == base.epochs else base.replace(
-            epochs=epochs, warmup_epochs=min(base.warmup_epochs, epochs - 1), eval_every=epochs)
+        config_n = base if epochs == base.epochs else with_epochs(base, epochs).replace(eval_every=epochs)
         coop = fit_coop(clip, source, shots, seed, config_n, cache_dir)
         rows.append({"epochs": epochs, **coop_shift_scores(clip, coop, sets, columns)})
     return pd.DataFrame(rows).groupby("epochs").mean()[list(sets)]

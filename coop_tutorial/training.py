@@ -165,6 +165,21 @@ def _bad(name: str, value: Any, expected: str) -> None:
     raise ValueError(f"CoOpConfig.{name} must be {expected}, got {value!r} ({type(value).__name__}).")
 
 
+def check_epochs(epochs: Optional[int], name: str = "EPOCHS") -> None:
+    """A notebook's ``EPOCHS``: ``None`` (the recipe's) or a positive integer; ``name`` is what the error calls it."""
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"{name} must be a positive integer, or None for the recipe's, got {epochs!r}.")
+
+
+def with_epochs(config: Any, epochs: Optional[int], name: str = "EPOCHS") -> Any:
+    """``config`` (a ``CoOpConfig`` or ``CoCoOpConfig``) trained for ``epochs`` instead of its own, its schedule
+    squeezed into them; a warm-up epoch is dropped if it would leave none. ``None`` keeps the config's epochs."""
+    check_epochs(epochs, name)
+    if epochs is None:
+        return config
+    return config.replace(epochs=epochs, warmup_epochs=min(config.warmup_epochs, epochs - 1))
+
+
 def _epochs_for(shots: int, table: dict[int, int]) -> int:
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
         raise ValueError(f"shots must be an integer >= 1, got {shots!r}.")

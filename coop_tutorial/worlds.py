@@ -23,7 +23,7 @@ from .features import FeatureSet
 from .task_features import EncodedTestSplit, TaskFeatures, encode_task, encode_test_split, task_templates
 from .task_roles import TaskRoles
 from .tasks import WORLDS, list_tasks, load_task
-from .training import CoOpConfig
+from .training import CoOpConfig, check_epochs, with_epochs
 
 # What each world runs on unless told otherwise: the embedded model, or the paper's main backbone.
 DEFAULT_BACKBONES = {"embedded": "tiny", "real": "RN50"}
@@ -121,15 +121,13 @@ class World:
         ``CoOpConfig.embedded`` reaches every notebook. ``epochs``: fewer epochs than the recipe's, for a quick look
         (a warm-up epoch is dropped if it would leave none). ``dataset``: the default when a call names none.
         """
-        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
-            raise ValueError(f"EPOCHS must be a positive integer, or None for the recipe's, got {epochs!r}.")
+        check_epochs(epochs)  # a bad EPOCHS is reported now, not at the first training
         default, embedded = dataset, self.kind == "embedded"
 
         def recipe(shots: int, dataset: Optional[str] = None, **overrides) -> CoOpConfig:
             name = dataset if dataset is not None else default
             config = CoOpConfig.embedded(shots) if embedded else CoOpConfig.paper(shots, dataset=name)
-            if epochs is not None:
-                config = config.replace(epochs=epochs, warmup_epochs=min(config.warmup_epochs, epochs - 1))
+            config = with_epochs(config, epochs)
             return config.replace(**overrides) if overrides else config
 
         return recipe

@@ -94,6 +94,21 @@ def test_sweeps_ask_the_recipe_per_dataset(clip32):
         ct.use_world("real", device="cpu").recipe(epochs="3")
 
 
+def test_with_epochs_squeezes_either_config_and_keeps_the_rest():
+    from coop_tutorial.cocoop import CoCoOpConfig
+    from coop_tutorial.training import with_epochs
+
+    paper = CoOpConfig.paper(16)
+    assert with_epochs(paper, None) is paper
+    short = with_epochs(paper, 1)
+    assert (short.epochs, short.warmup_epochs, short.lr) == (1, 0, paper.lr)  # no room left for the warm-up
+    assert with_epochs(paper, 5).warmup_epochs == paper.warmup_epochs == 1
+    assert with_epochs(CoCoOpConfig.paper(), 3).epochs == 3
+    for bad in (0, -2, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="LENGTH must be a positive integer"):
+            with_epochs(paper, bad, name="LENGTH")
+
+
 def test_shift_table_rebuilds_prompts_for_a_subset_of_classes(clip32):
     source = encode_task(clip32, "four", n_views=2, load_task=loader)
     subset = FakeTask(["star", "circle"], 3, seed=9)  # two of the source's classes, in another order

@@ -31,17 +31,10 @@ from ..task_features import encode_task, subset_features
 from ..tasks import load_task
 from ..worlds import World
 from ..zero_shot import template_accuracies, zero_shot_classifier
-from .suite import DESIGN_SPLIT, TASKS
+from .suite import DESIGN_SPLIT, TASKS, shifted_sets
 
 DEFAULT_TASKS = ("shapes",)
-
-
 METHODS = ("zero_shot", "linear_probe", "coop")
-
-
-def shifted_sets(task: str) -> list[str]:
-    """The embedded shifted sets whose source is ``task`` (none for most tasks)."""
-    return [name for name, spec in TASKS.items() if spec.source == task]
 
 
 def judge_checkpoint(checkpoint: Optional[str], tasks: Sequence[str] = DEFAULT_TASKS, shots: int = 16,

@@ -28,10 +28,10 @@ from ..sweeps import shift_table, shot_sweep
 from ..task_features import encode_task, encode_test_split
 from ..validation import MAX_SEED
 from ..worlds import World
-from .suite import TASKS
+from .suite import TASKS, shifted_sets
 
 MAIN_TASKS = [name for name, spec in TASKS.items() if spec.source is None]
-SHIFTS = [name for name, spec in TASKS.items() if spec.source == "shapes"]
+SHIFTS = shifted_sets("shapes")
 
 
 @dataclass

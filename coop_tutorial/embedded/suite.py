@@ -128,6 +128,11 @@ for _name, _fixed, _revision, _analogue in [
                        fixed=_fixed, per_class=_SHIFT_TEST, splits=("test", DESIGN_SPLIT), source="shapes", analogue=_analogue,
                        revision=_revision))
 
+def shifted_sets(task: str) -> list[str]:
+    """The shifted sets whose source is ``task`` (none for most tasks)."""
+    return [name for name, spec in TASKS.items() if spec.source == task]
+
+
 def _seed(name: str, split: str) -> list[int]:
     return [WORLD_VERSION, zlib.crc32(name.encode()), (*SPLITS, DESIGN_SPLIT).index(split)]
 
