@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from ._text import token_ids
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle, weights_fingerprint
-from .evaluation import evaluate, predict_logits
+from .evaluation import accuracy, evaluate, predict_logits
 from .features import FeatureSet
 from .prompt_learner import PromptLearner, arrange
 from .training import CoOpConfig, train_coop
@@ -208,8 +208,9 @@ class ContextScorer:
         return self.predictions(ctx, features) == features.labels.cpu()
 
     def accuracy(self, ctx: Context, features: Optional[FeatureSet] = None) -> float:
-        """Accuracy (%)."""
-        return 100 * float(self.correct(ctx, features).float().mean())
+        """Accuracy (%), counted as ``evaluation.accuracy`` counts it."""
+        predictions = self.predictions(ctx, features)  # says what is missing when there are no features
+        return 100 * accuracy(predictions, (features if features is not None else self.features).labels)
 
 
 def _scorer(clip: ClipBundle, layout: Optional[PromptLearner], contexts: Sequence[Context],

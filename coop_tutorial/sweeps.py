@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .checkpoint import save_context
 from .classifier import CoOpClassifier
 from .clip_loader import ClipBundle
-from .evaluation import score
+from .evaluation import accuracy, score
 from .features import FeatureSet
 from .linear_probe import LinearProbe, fit_linear_probe
 from .run_cache import coop_cache_path, load_cached_result
@@ -188,7 +188,7 @@ def _probe_accuracy(probe: LinearProbe, features: FeatureSet, columns: Optional[
         return score(probe, features)
     with torch.no_grad():
         logits = probe.logits_from_features(features.view(0))[:, columns]
-    return float((logits.argmax(1) == features.labels).float().mean())
+    return accuracy(logits, features.labels)
 
 
 def shift_drops(table: pd.DataFrame, source: str) -> pd.DataFrame:
