@@ -203,7 +203,7 @@ def study_lengths(world_kind: str, recipe_epochs: int, lengths: Optional[Sequenc
     ``training_lengths(recipe_epochs)`` in the embedded world and none in the real one, where on ImageNet the
     shorter runs cost about as much as 04's 16-shot runs again (``benchmarks/bench_real_costs.py``)."""
     if lengths is not None:
-        return sorted({int(n) for n in lengths})
+        return sorted(set(lengths))  # checked by training_length_study: a 2.5 is refused, not cut to 2
     return training_lengths(recipe_epochs) if world_kind == "embedded" else []
 
 

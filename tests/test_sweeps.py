@@ -157,5 +157,8 @@ def test_training_length_study_trains_each_length_and_reuses_the_recipes_own(cli
     assert len(figure.axes[0].lines) == 2 * 2 + 1  # a line and a dash per set, the recipe's marker
     with pytest.raises(ValueError, match="positive epoch counts"):
         training_length_study(clip, shapes, targets, [0], shots=1, seeds=(1,), config=recipe)
+    with pytest.raises(ValueError, match="positive epoch counts"):  # a LENGTHS of 2.5 is refused, not cut to 2
+        training_length_study(clip, shapes, targets, study_lengths("embedded", 200, [2.5]), shots=1, seeds=(1,),
+                              config=recipe)
     with pytest.raises(ValueError, match="config=world.recipe"):
         training_length_study(clip, shapes, targets, [1], shots=1, seeds=(1,))
